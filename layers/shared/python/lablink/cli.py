@@ -1,0 +1,82 @@
+"""The ``lablink`` command. Subcommands import what they need when they run, so the
+Lambda-side package pays nothing for them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lablink.config import ConfigError, load_config, load_config_file
+
+
+def _validate_config(args: argparse.Namespace) -> int:
+    try:
+        load_config_file(args.file)
+    except ConfigError as error:
+        print(f"[FAIL] {error.source}")
+        for reason in error.reasons:
+            print(f"  - {reason}")
+        return 1
+    print(f"[PASS] {args.file} is a valid LabLink configuration")
+    return 0
+
+
+def _generate_init_sql(args: argparse.Namespace) -> int:
+    from lablink.migrations import generate_init_sql
+
+    sys.stdout.write(generate_init_sql(load_config(args.config).db))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from lablink.migrations import migrate
+    from lablink.repository import database_url
+
+    applied = migrate(database_url(), load_config(args.config).db)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date")
+    return 0
+
+
+def _local(args: argparse.Namespace) -> int:
+    from lablink_local.stack import main as run_local
+
+    return run_local(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lablink", description="LabLink Serverless")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate-config", help="check a configuration file")
+    validate.add_argument("file", nargs="?", default="config/lablink.yaml")
+    validate.set_defaults(run=_validate_config)
+
+    init_sql = commands.add_parser("generate-init-sql", help="print the complete schema SQL for psql")
+    init_sql.add_argument("--config", help="configuration file (default: $LABLINK_CONFIG or built-in defaults)")
+    init_sql.set_defaults(run=_generate_init_sql)
+
+    migrate = commands.add_parser("migrate", help="apply pending migrations to $DATABASE_URL")
+    migrate.add_argument("--config", help="configuration file (default: $LABLINK_CONFIG or built-in defaults)")
+    migrate.set_defaults(run=_migrate)
+
+    local = commands.add_parser("local", help="run the system on this machine")
+    local.add_argument("--config", help="configuration file (default: $LABLINK_CONFIG or built-in defaults)")
+    local.add_argument("--port", type=int, default=8000, help="HTTP port of the local gateway")
+    local.set_defaults(run=_local)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The deployment's configuration: one YAML file, validated by one pydantic model.
+
+The same model is read by app.py (CDK), the CLI, the local stack and, serialized as JSON in
+the ``LABLINK_CONFIG_JSON`` environment variable, by every Lambda function and the listener.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_ENV_FILE = "LABLINK_CONFIG"
+CONFIG_ENV_JSON = "LABLINK_CONFIG_JSON"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DbConfig(_Section):
+    # Any name PostgreSQL accepts: it is always quoted as an identifier, never spliced.
+    table_name: str = Field("vms", min_length=1, max_length=63)
+    message_channel: str = Field("vm_updates", min_length=1, max_length=63)
+
+
+class MachineConfig(_Section):
+    machine_type: str = "g4dn.xlarge"
+    ami_id: str = ""
+    image: str = "ghcr.io/talmolab/lablink-client-base-image:latest"
+    # None means "no tutorial repository", never the string "None" (a bug of the original).
+    repository: str | None = None
+    software: str = "sleap"
+    extension: str = "slp"
+
+    @field_validator("repository")
+    @classmethod
+    def _blank_repository_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class AppConfig(_Section):
+    # Becomes part of every VM hostname (lablink-vm-<environment>-<n>), so it must keep
+    # hostnames within the 63-character DNS label limit.
+    environment: str = Field("dev", pattern=r"^[a-z0-9][a-z0-9-]{0,19}$")
+    region: str = Field("us-west-2", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class FleetConfig(_Section):
+    max_launch_per_request: int = Field(500, ge=1, le=500)
+    max_vms: int = Field(500, ge=1, le=10_000)
+
+
+class StartupScriptConfig(_Section):
+    path: str | None = None
+    on_error: Literal["continue", "fail"] = "continue"
+
+
+class ListenerConfig(_Section):
+    heartbeat_seconds: float = Field(20.0, gt=0, le=300)
+
+
+class LablinkConfig(_Section):
+    db: DbConfig = DbConfig()
+    machine: MachineConfig = MachineConfig()
+    app: AppConfig = AppConfig()
+    fleet: FleetConfig = FleetConfig()
+    startup_script: StartupScriptConfig = StartupScriptConfig()
+    listener: ListenerConfig = ListenerConfig()
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; ``reasons`` holds one line per problem."""
+
+    def __init__(self, source: str, reasons: list[str]):
+        self.source = source
+        self.reasons = reasons
+        super().__init__(f"{source}: " + "; ".join(reasons))
+
+
+def _reasons(error: ValidationError) -> list[str]:
+    reasons = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            reasons.append(f"{where}: unknown key")
+        else:
+            reasons.append(f"{where}: {item['msg']}")
+    return reasons
+
+
+def parse_config(data: object, source: str = "config") -> LablinkConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the file must hold a mapping of sections"])
+    try:
+        return LablinkConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(source, _reasons(error)) from None
+
+
+def load_config_file(path: str | os.PathLike) -> LablinkConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(str(path), [f"cannot read the file ({error.strerror})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(str(path), [f"not valid YAML ({error})"]) from None
+    return parse_config(data, str(path))
+
+
+def load_config(path: str | os.PathLike | None = None) -> LablinkConfig:
+    """The configuration in force: an explicit file, else $LABLINK_CONFIG_JSON, else the file
+    named by $LABLINK_CONFIG, else the defaults."""
+    if path is not None:
+        return load_config_file(path)
+    if os.environ.get(CONFIG_ENV_JSON):
+        return parse_config(json.loads(os.environ[CONFIG_ENV_JSON]), CONFIG_ENV_JSON)
+    if os.environ.get(CONFIG_ENV_FILE):
+        return load_config_file(os.environ[CONFIG_ENV_FILE])
+    return LablinkConfig()

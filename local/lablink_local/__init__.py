@@ -1,0 +1,1 @@
+"""The local stack: the whole system on one machine, no AWS account (see `lablink local`)."""

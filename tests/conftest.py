@@ -1,0 +1,63 @@
+"""Shared fixtures: a real PostgreSQL for the whole session (DATABASE_URL's server, else a
+throwaway cluster), and a fresh, migrated database for each test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from lablink.config import DbConfig
+from lablink.repository import Database
+from lablink_local.postgres import create_database, create_migrated_database, database_server, drop_database
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    with database_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_admin_url):
+    """A migrated database (default config) that test databases are copied from."""
+    name = f"lablink_template_{_worker()}_{uuid.uuid4().hex[:8]}"
+    create_migrated_database(pg_admin_url, name)
+    yield name
+    drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def fresh_database(pg_admin_url):
+    """Factory: a new empty database (no schema); dropped after the test."""
+    created = []
+
+    def make() -> str:
+        name = f"lablink_test_{uuid.uuid4().hex[:12]}"
+        created.append(name)
+        return create_database(pg_admin_url, name)
+
+    yield make
+    for name in created:
+        drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def database_url(pg_admin_url, migrated_template):
+    """The URL of a fresh database with every migration applied (default config)."""
+    name = f"lablink_test_{uuid.uuid4().hex[:12]}"
+    url = create_database(pg_admin_url, name, template=migrated_template)
+    yield url
+    drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def db(database_url):
+    database = Database(database_url, DbConfig(), actor="test")
+    yield database
+    database.close()
