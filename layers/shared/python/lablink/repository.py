@@ -11,6 +11,7 @@ statement whose connection broke is retried once on a fresh connection.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -83,11 +84,24 @@ class UnknownVm(LookupError):
 
 
 def database_url() -> str:
-    """DATABASE_URL selects the database everywhere (local, tests, CLI, Lambdas)."""
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        raise RuntimeError("DATABASE_URL is not set: it names the PostgreSQL database to use")
-    return url
+    """The database to use: DATABASE_URL wherever it is set (local, tests, CLI); in AWS, the
+    RDS credentials secret named by DB_SECRET_ARN, reached at DB_HOST (the RDS Proxy for
+    Lambdas) over TLS. The secret is read once per execution environment (cached)."""
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    if os.environ.get("DB_SECRET_ARN"):
+        from aws_lambda_powertools.utilities.parameters import get_secret
+
+        secret = json.loads(get_secret(os.environ["DB_SECRET_ARN"], max_age=3600))
+        return psycopg2.extensions.make_dsn(
+            host=os.environ.get("DB_HOST") or secret["host"],
+            port=secret.get("port", 5432),
+            dbname=secret.get("dbname", "postgres"),
+            user=secret["username"],
+            password=secret["password"],
+            sslmode="require",
+        )
+    raise RuntimeError("set DATABASE_URL (or DB_SECRET_ARN in AWS) to name the PostgreSQL database")
 
 
 def new_pin() -> str:
