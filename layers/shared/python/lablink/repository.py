@@ -20,6 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg2
@@ -47,8 +48,6 @@ AUDIT_TABLE = sql.Identifier("vm_audit")
 # The Logs column is a bounded view of the newest events (the events table holds them all).
 LOGS_TAIL_EVENTS = 500
 LOGS_TAIL_CHARS = 64 * 1024
-# How often assignment retries after losing a same-email race to the unique index.
-ASSIGN_ATTEMPTS = 5
 
 # Columns never returned by the read operations: bulky (logs) or secret (token_hash).
 HIDDEN_COLUMNS = frozenset({"logs", "token_hash"})
@@ -81,6 +80,10 @@ class NoFreeVm(Exception):
 
 class UnknownVm(LookupError):
     """No VM row has this hostname."""
+
+
+class FleetFull(Exception):
+    """A launch would take the fleet past its configured maximum."""
 
 
 def database_url() -> str:
@@ -357,11 +360,11 @@ class Database:
 
     def assign_vm(self, email: str, crd_command: str) -> Assignment:
         """Give ``email`` a VM: its own when it has one (command and PIN replaced), else one
-        running, unassigned VM claimed with FOR UPDATE SKIP LOCKED, all in one UPDATE.
+        running, unassigned VM claimed with FOR UPDATE SKIP LOCKED, in one UPDATE.
 
-        Two first requests of one email racing each other can each claim a different VM;
-        the unique index on the email lets only one commit, and the loser's retry finds the
-        winner's VM. Raises NoFreeVm when no VM is free.
+        Requests of one email are serialized by a transaction-scoped advisory lock taken
+        just before, so a second click waits for the first and then finds its VM (the unique
+        index on the email backs this up). Raises NoFreeVm when no VM is free.
         """
         query = self._q(
             """
@@ -391,18 +394,17 @@ class Database:
             RETURNING vm.hostname, vm.pin, target.rejoined
             """
         )
-        params = {"email": email, "command": crd_command}
-        for attempt in range(ASSIGN_ATTEMPTS):
-            params["pin"] = new_pin()
-            try:
-                row = self._one(query, params)
-            except psycopg2.errors.UniqueViolation:
-                logger.info("assignment of one email raced itself (attempt %d); retrying", attempt + 1)
-                continue
-            if row is None:
-                raise NoFreeVm("No available VMs. Please try again later.")
-            return Assignment(row["hostname"], row["pin"], row["rejoined"])
-        raise RuntimeError("assignment kept conflicting; giving up")
+        params = {"email": email, "command": crd_command, "pin": new_pin()}
+
+        def work(cur):
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (email,))
+            cur.execute(query, params)
+            return cur.fetchone()
+
+        row = self._run(work)
+        if row is None:
+            raise NoFreeVm("No available VMs. Please try again later.")
+        return Assignment(row["hostname"], row["pin"], row["rejoined"])
 
     def get_vm_details(self, email: str) -> dict | None:
         """The VM assigned to ``email`` (hostname, pin, crdcommand), or None."""
@@ -568,6 +570,80 @@ class Database:
             {"id": str(operation_id), "done": done, "failed": failed, "error": error},
         )
 
+    # -- database sessions (operations and fault injection) -----------------------------
+
+    def count_sessions(self, application_name_prefix: str) -> int:
+        """Connections to this database whose application_name starts with the prefix."""
+        return self._one(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+            "AND starts_with(application_name, %s)",
+            (application_name_prefix,),
+        )["n"]
+
+    def terminate_sessions(self, application_name: str) -> int:
+        """pg_terminate_backend every connection to this database with this application_name."""
+        return self._one(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = %s AND pid <> pg_backend_pid()",
+            (application_name,),
+        )["n"]
+
+    # -- provisioning and auth -------------------------------------------------------
+
+    def get_hostname_by_token_hash(self, token_hash: str) -> str | None:
+        """The VM holding this token (by its hash; the unique index makes it one lookup)."""
+        row = self._one(self._q("SELECT hostname FROM {t} WHERE token_hash = %s"), (token_hash,))
+        return row["hostname"] if row else None
+
+    def reserve_launch(self, environment: str, count: int, max_vms: int) -> tuple[uuid.UUID, list[str]]:
+        """Create a launch operation for ``count`` new hostnames numbered after the highest one
+        in use (VM rows, and launches still in progress). A transaction-scoped advisory lock
+        makes concurrent launches take turns, so no two get the same names. Raises FleetFull
+        when the fleet would exceed ``max_vms``."""
+        prefix = f"lablink-vm-{environment}-"
+        # environment matches [a-z0-9-], so the prefix holds no regular-expression syntax.
+        pattern = "^" + prefix + "([0-9]+)$"
+
+        def work(cur):
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('lablink-launch', 0))")
+            cur.execute(
+                sql.SQL(
+                    "WITH taken AS (SELECT hostname FROM {t} UNION SELECT unnest(hostnames) FROM {ops} "
+                    "WHERE kind = 'launch' AND status IN ('queued', 'running')) "
+                    "SELECT count(*) AS n, COALESCE(max(substring(hostname FROM %(pattern)s)::int), 0) AS top FROM taken"
+                ).format(t=self.table, ops=OPERATIONS_TABLE),
+                {"pattern": pattern},
+            )
+            row = cur.fetchone()
+            if row["n"] + count > max_vms:
+                raise FleetFull(
+                    f"Launching {count} more VMs would make {row['n'] + count}, above the maximum of {max_vms}."
+                )
+            hostnames = [f"{prefix}{row['top'] + i}" for i in range(1, count + 1)]
+            operation_id = uuid.uuid4()
+            cur.execute(
+                sql.SQL("INSERT INTO {} (operation_id, kind, requested, hostnames) VALUES (%s, 'launch', %s, %s)").format(
+                    OPERATIONS_TABLE
+                ),
+                (str(operation_id), count, hostnames),
+            )
+            return operation_id, hostnames
+
+        return self._run(work)
+
+    def get_instance_ids(self, hostnames: Iterable[str]) -> dict[str, str | None]:
+        """hostname -> EC2 instance id (None while not launched) of the rows that exist."""
+        rows = self._all(self._q("SELECT hostname, instance_id FROM {t} WHERE hostname = ANY(%s)"), (list(hostnames),))
+        return {r["hostname"]: r["instance_id"] for r in rows}
+
+    def set_token_hash(self, hostname: str, token_hash: str) -> bool:
+        return bool(self._rowcount(self._q("UPDATE {t} SET token_hash = %s WHERE hostname = %s"), (token_hash, hostname)))
+
+    def mark_vms_terminated(self, hostnames: Iterable[str]) -> int:
+        return self._rowcount(
+            self._q("UPDATE {t} SET status = 'terminated' WHERE hostname = ANY(%s)"), (list(hostnames),)
+        )
+
     # -- audit ------------------------------------------------------------------------
 
     def get_audit_trail(self, hostname: str | None = None) -> list[dict]:
@@ -579,6 +655,33 @@ class Database:
             ).format(AUDIT_TABLE, where),
             (hostname,) if hostname else None,
         )
+
+
+# -- listener queries (asyncpg) -----------------------------------------------------------
+# The listener runs on asyncpg, which takes $1-style placeholders and plain text: the same
+# psycopg2.sql compositions, rendered offline.
+
+
+@dataclass(frozen=True)
+class ListenerQueries:
+    vm: str  # $1 hostname -> hostname, crdcommand, pin, token_hash
+    token_owner: str  # $1 token hash -> hostname
+    assignments: str  # $1 text[] of hostnames -> hostname, crdcommand, pin of those that exist
+
+
+def listener_queries(db: DbConfig) -> ListenerQueries:
+    from lablink.sqltext import to_text
+
+    table = sql.Identifier(db.table_name)
+
+    def text(query: str) -> str:
+        return to_text(sql.SQL(query).format(t=table))
+
+    return ListenerQueries(
+        vm=text("SELECT hostname, crdcommand, pin, token_hash FROM {t} WHERE hostname = $1"),
+        token_owner=text("SELECT hostname FROM {t} WHERE token_hash = $1 LIMIT 1"),
+        assignments=text("SELECT hostname, crdcommand, pin FROM {t} WHERE hostname = ANY($1::text[])"),
+    )
 
 
 def _check_status(status: object) -> str:

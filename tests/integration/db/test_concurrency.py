@@ -1,0 +1,111 @@
+"""A room full of researchers clicking at the same second: every free VM is handed out once,
+nobody gets two, and the rest are told clearly that none is free."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+
+from lablink.repository import Database, NoFreeVm
+
+
+def _burst(database_url: str, emails: list[str]) -> tuple[list, int, list]:
+    """Release one thread per email at once, each on its own connection (as separate Lambda
+    environments would be); returns (assignments, refusals, errors)."""
+    databases = [Database(database_url, actor=f"burst-{i}") for i in range(len(emails))]
+    for database in databases:
+        database.get_row_count()  # connect before the start line
+    barrier = threading.Barrier(len(emails))
+    assignments, errors = [], []
+    refusals = Counter()
+    lock = threading.Lock()
+
+    def request(database: Database, email: str):
+        barrier.wait()
+        try:
+            result = database.assign_vm(email, f"start-host --code={email}")
+            with lock:
+                assignments.append((email, result))
+        except NoFreeVm:
+            with lock:
+                refusals["none free"] += 1
+        except Exception as error:  # noqa: BLE001 - any other outcome fails the test below
+            with lock:
+                errors.append(error)
+
+    threads = [threading.Thread(target=request, args=(d, e)) for d, e in zip(databases, emails, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for database in databases:
+        database.close()
+    return assignments, refusals["none free"], errors
+
+
+@pytest.mark.parametrize("round_number", range(3))
+def test_200_researchers_against_50_vms(db, database_url, round_number):
+    for i in range(50):
+        db.insert_vm(f"vm-{round_number}-{i}", status="running")
+    emails = [f"researcher{i}@example.org" for i in range(200)]
+
+    assignments, refused, errors = _burst(database_url, emails)
+
+    assert errors == []
+    assert len(assignments) == 50
+    assert refused == 150
+    hostnames = [a.hostname for _, a in assignments]
+    assert len(set(hostnames)) == 50, "a VM was handed to two researchers"
+    rows = db.get_all_vms()
+    assert all(vm["useremail"] is not None for vm in rows)
+    emails_in_db = [vm["useremail"] for vm in rows]
+    assert len(set(emails_in_db)) == 50, "a researcher holds two VMs"
+    # Every researcher's answer matches the row: the VM holds that researcher's command and PIN.
+    by_host = {vm["hostname"]: vm for vm in rows}
+    for email, assignment in assignments:
+        vm = by_host[assignment.hostname]
+        assert (vm["useremail"], vm["pin"], vm["crdcommand"]) == (email, assignment.pin, f"start-host --code={email}")
+
+
+@pytest.mark.parametrize("round_number", range(3))
+def test_one_email_clicking_20_times_at_once_gets_one_vm(db, database_url, round_number):
+    for i in range(10):
+        db.insert_vm(f"vm-{i}", status="running")
+
+    assignments, refused, errors = _burst(database_url, ["ada@example.org"] * 20)
+
+    assert errors == [] and refused == 0
+    assert len({a.hostname for _, a in assignments}) == 1
+    assert sum(not a.rejoined for _, a in assignments) == 1
+    assert db.count_unassigned_vms() == 9
+    assert len([vm for vm in db.get_all_vms() if vm["useremail"] == "ada@example.org"]) == 1
+
+
+def test_concurrent_phase_reports_always_produce_the_total(db, database_url):
+    """The three phases of many VMs arriving at once, from different connections."""
+    hosts = [f"vm-{i}" for i in range(30)]
+    for host in hosts:
+        db.insert_vm(host)
+    phases = [
+        {"terraform_apply_duration_seconds": 10},
+        {"cloud_init_duration_seconds": 20},
+        {"container_startup_duration_seconds": 30},
+    ]
+    databases = [Database(database_url) for _ in phases]
+    barrier = threading.Barrier(len(phases))
+
+    def report(database, metrics):
+        barrier.wait()
+        for host in hosts:
+            database.update_vm_metrics(host, metrics)
+
+    threads = [threading.Thread(target=report, args=(d, m)) for d, m in zip(databases, phases, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for d in databases:
+        d.close()
+    assert {vm["totalstartupdurationseconds"] for vm in db.get_all_vms()} == {60.0}
