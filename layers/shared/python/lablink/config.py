@@ -64,6 +64,25 @@ class ListenerConfig(_Section):
     heartbeat_seconds: float = Field(20.0, gt=0, le=300)
 
 
+class DeployConfig(_Section):
+    """How the CDK app (app.py) builds the AWS deployment; nothing else reads it."""
+
+    # None: the account of the credentials `cdk deploy` runs with.
+    account: str | None = Field(None, pattern=r"^\d{12}$")
+    # "instance" (a t4g.nano NAT instance) saves ~30 USD/month for a lab; "gateway" is managed.
+    nat: Literal["gateway", "instance"] = "gateway"
+    database_instance_class: str = Field("t4g.micro", pattern=r"^[a-z0-9]+\.[a-z0-9]+$")
+    database_storage_gib: int = Field(20, ge=20, le=1000)
+    database_multi_az: bool = False
+    database_backup_days: int = Field(7, ge=1, le=35)
+    # Keeps `cdk destroy` from deleting the database (turn off for a throwaway deployment).
+    deletion_protection: bool = True
+    listener_tasks: int = Field(1, ge=1, le=20)
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365] = 30
+    api_rate_limit: int = Field(50, ge=1, le=10_000)
+    api_burst_limit: int = Field(100, ge=1, le=5_000)
+
+
 class LablinkConfig(_Section):
     db: DbConfig = DbConfig()
     machine: MachineConfig = MachineConfig()
@@ -71,6 +90,7 @@ class LablinkConfig(_Section):
     fleet: FleetConfig = FleetConfig()
     startup_script: StartupScriptConfig = StartupScriptConfig()
     listener: ListenerConfig = ListenerConfig()
+    deploy: DeployConfig = DeployConfig()
 
 
 class ConfigError(ValueError):
