@@ -169,9 +169,11 @@ class Database:
             application_name=self._actor[:63],
             options="-c timezone=UTC",
         )
+        # Autocommit: a single statement is its own transaction, with no BEGIN/COMMIT round
+        # trips; work that needs several statements asks for an explicit transaction.
+        conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("SELECT set_config('lablink.actor', %s, false)", (self._actor,))
-        conn.commit()
         return conn
 
     def close(self) -> None:
@@ -181,28 +183,33 @@ class Database:
                 self._conn = None
 
     @contextmanager
-    def _cursor(self) -> Iterator[psycopg2.extensions.cursor]:
+    def _cursor(self, atomic: bool) -> Iterator[psycopg2.extensions.cursor]:
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()
         conn = self._conn
-        try:
-            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            if not atomic:
                 yield cur
-            conn.commit()
-        except BaseException:
-            if not conn.closed:
-                try:
-                    conn.rollback()
-                except _RECONNECT_ERRORS:
-                    conn.close()
-            raise
+                return
+            cur.execute("BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                if not conn.closed:
+                    try:
+                        cur.execute("ROLLBACK")
+                    except _RECONNECT_ERRORS:
+                        conn.close()
+                raise
+            cur.execute("COMMIT")
 
-    def _run(self, work: Callable[[psycopg2.extensions.cursor], T]) -> T:
-        """Run ``work`` in one transaction; after a broken connection (reconnected) or a
-        deadlock/serialization failure, run it once more."""
+    def _run(self, work: Callable[[psycopg2.extensions.cursor], T], atomic: bool = False) -> T:
+        """Run ``work`` (in one transaction when ``atomic``; a single statement, or several
+        sent as one string, are atomic anyway). After a broken connection (reconnected) or
+        a deadlock/serialization failure, run it once more."""
         with self._lock:
             try:
-                with self._cursor() as cur:
+                with self._cursor(atomic) as cur:
                     return work(cur)
             except _RECONNECT_ERRORS as error:
                 broken = self._conn is None or self._conn.closed
@@ -212,7 +219,7 @@ class Database:
                 if self._conn is not None:
                     self._conn.close()
                 self._conn = None
-                with self._cursor() as cur:
+                with self._cursor(atomic) as cur:
                     return work(cur)
 
     def _one(self, query: sql.Composable, params: Mapping | Sequence | None = None) -> dict | None:
@@ -362,9 +369,11 @@ class Database:
         """Give ``email`` a VM: its own when it has one (command and PIN replaced), else one
         running, unassigned VM claimed with FOR UPDATE SKIP LOCKED, in one UPDATE.
 
-        Requests of one email are serialized by a transaction-scoped advisory lock taken
-        just before, so a second click waits for the first and then finds its VM (the unique
-        index on the email backs this up). Raises NoFreeVm when no VM is free.
+        Requests of one email are serialized by a transaction-scoped advisory lock taken by a
+        statement sent just before in the same query string (one round trip, one implicit
+        transaction; the UPDATE takes a fresh snapshot after the lock), so a second click
+        waits for the first and then finds its VM (the unique index on the email backs this
+        up). Raises NoFreeVm when no VM is free.
         """
         query = self._q(
             """
@@ -395,13 +404,7 @@ class Database:
             """
         )
         params = {"email": email, "command": crd_command, "pin": new_pin()}
-
-        def work(cur):
-            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (email,))
-            cur.execute(query, params)
-            return cur.fetchone()
-
-        row = self._run(work)
+        row = self._one(sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended(%(email)s, 0)); ") + query, params)
         if row is None:
             raise NoFreeVm("No available VMs. Please try again later.")
         return Assignment(row["hostname"], row["pin"], row["rejoined"])
@@ -503,7 +506,7 @@ class Database:
                 )
             return LogIngestResult(len(events), stored, known)
 
-        return self._run(work)
+        return self._run(work, atomic=True)
 
     def save_logs_by_hostname(self, hostname: str, logs: str) -> bool:
         """Replace the Logs text (the seed's operation; the log processor appends events)."""
@@ -629,7 +632,7 @@ class Database:
             )
             return operation_id, hostnames
 
-        return self._run(work)
+        return self._run(work, atomic=True)
 
     def get_instance_ids(self, hostnames: Iterable[str]) -> dict[str, str | None]:
         """hostname -> EC2 instance id (None while not launched) of the rows that exist."""
