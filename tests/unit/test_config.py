@@ -12,7 +12,6 @@ import pytest
 from lablink.config import ConfigError, LablinkConfig, load_config, load_config_file, parse_config
 
 
-
 def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "lablink.yaml"
     path.write_text(text)

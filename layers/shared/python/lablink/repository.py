@@ -49,6 +49,9 @@ AUDIT_TABLE = sql.Identifier("vm_audit")
 LOGS_TAIL_EVENTS = 500
 LOGS_TAIL_CHARS = 64 * 1024
 
+# Assignable: running and unassigned (the seed's rule, plus no email).
+FREE_POOL = sql.SQL("crdcommand IS NULL AND useremail IS NULL AND status = 'running'")
+
 # Columns never returned by the read operations: bulky (logs) or secret (token_hash).
 HIDDEN_COLUMNS = frozenset({"logs", "token_hash"})
 
@@ -418,14 +421,14 @@ class Database:
         the VM is unknown; crdcommand None while unassigned)."""
         return self._one(self._q("SELECT hostname, crdcommand, pin FROM {t} WHERE hostname = %s"), (hostname,))
 
-    _FREE = "crdcommand IS NULL AND useremail IS NULL AND status = 'running'"
-
     def get_unassigned_vms(self) -> list[str]:
-        rows = self._all(self._q("SELECT hostname FROM {t} WHERE " + self._FREE + " ORDER BY createdat, hostname"))
+        rows = self._all(
+            sql.SQL("SELECT hostname FROM {t} WHERE {free} ORDER BY createdat, hostname").format(t=self.table, free=FREE_POOL)
+        )
         return [r["hostname"] for r in rows]
 
     def count_unassigned_vms(self) -> int:
-        return self._one(self._q("SELECT count(*) AS n FROM {t} WHERE " + self._FREE))["n"]
+        return self._one(sql.SQL("SELECT count(*) AS n FROM {t} WHERE {free}").format(t=self.table, free=FREE_POOL))["n"]
 
     def get_status_counts(self) -> dict[str, int]:
         rows = self._all(self._q("SELECT COALESCE(status, 'unknown') AS status, count(*) AS n FROM {t} GROUP BY 1"))
