@@ -1,0 +1,47 @@
+"""The agent's settings: one JSON file written by the VM's user data (never the command
+line, so the token stays out of process listings)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from typing import List
+
+CONTAINER_NAME = "lablink-client"
+START_HOST = "/opt/google/chrome-remote-desktop/start-host"
+
+
+@dataclass(frozen=True)
+class Settings:
+    hostname: str
+    token: str
+    api_url: str
+    listener_url: str
+    software: str
+    # What precedes the start-host arguments: on a VM, start-host inside the researcher's
+    # container (DISPLAY cleared, as CRD asks); tests and the local stack run a stand-in.
+    crd_launcher: List[str] = field(
+        default_factory=lambda: ["docker", "exec", "-i", "-e", "DISPLAY=", CONTAINER_NAME, START_HOST]
+    )
+    # Succeeds once the researcher's container can take a CRD session.
+    ready_command: List[str] = field(default_factory=lambda: ["docker", "exec", CONTAINER_NAME, "true"])
+    state_file: str = "/var/lib/lablink/agent-state.json"
+    check_seconds: float = 20.0  # GPU and in-use checks; re-poll after a handled assignment
+    wait_seconds: float = 50.0  # listener wait= (below the load balancer's idle timeout)
+    retry_min_seconds: float = 1.0
+    retry_max_seconds: float = 60.0
+    http_timeout_seconds: float = 10.0
+    report_attempts: int = 6  # one-shot reports of the user data: then give up, never block boot
+    crd_timeout_seconds: float = 120.0
+
+    @classmethod
+    def from_file(cls, path: str) -> Settings:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {', '.join(unknown)}")
+        return cls(**data)
