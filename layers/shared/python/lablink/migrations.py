@@ -55,6 +55,7 @@ def placeholders(db: DbConfig) -> dict[str, sql.Composable]:
         "vm_email_index": derived("_useremail_unique"),
         "vm_free_index": derived("_free_pool"),
         "vm_instance_index": derived("_instance_unique"),
+        "vm_token_index": derived("_token_unique"),
     }
 
 

@@ -1,0 +1,14 @@
+"""The launch function: the launch routes of lablink.routes, served by lablink.api.launch."""
+
+from aws_lambda_powertools.logging import correlation_paths
+
+from lablink.api.http import resolve
+from lablink.api.launch import app
+from lablink.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    return resolve(app, event, context)

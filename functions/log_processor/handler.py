@@ -1,0 +1,25 @@
+"""CloudWatch Logs subscription -> the VM log tables (see lablink.logs)."""
+
+from lablink.api.http import database
+from lablink.logs import MalformedBatch, ingest
+from lablink.observability import count, logger, metrics, tracer
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    try:
+        result = ingest(database("log-processor"), event)
+    except MalformedBatch as error:
+        # Redelivery cannot fix a payload that does not decode: report it and drop it.
+        logger.error("malformed log subscription payload", extra={"reason": str(error)})
+        count("LogBatchesRejected")
+        return {"status": "rejected", "error": str(error)}
+    count("LogEventsIngested", result["stored"])
+    if result["vm_known"] is False:
+        count("LogEventsOfUnknownStreams", result["stored"])
+        logger.warning("log events of a stream with no VM kept aside", extra=result)
+    else:
+        logger.info("log batch stored", extra=result)
+    return {"status": "ok", **result}

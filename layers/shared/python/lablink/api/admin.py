@@ -1,0 +1,126 @@
+"""Admin read routes (HTTP Basic, checked by the authorizer) and the public OpenAPI document."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from lablink.api.http import ApiError, database, make_resolver
+from lablink.api.models import VmLogsOut, VmStatusOut
+from lablink.models import HOSTNAME_PATTERN
+from lablink.pages.admin import admin_page
+from lablink.repository import UnknownVm
+
+app = make_resolver()
+
+HostnamePath = Annotated[str, Path(pattern=HOSTNAME_PATTERN, description="lablink-vm-<env>-<n>")]
+
+# The startup metrics of export-metrics, in the seed's column order.
+METRIC_COLUMNS = (
+    "hostname",
+    "status",
+    "terraformapplystarttime",
+    "terraformapplyendtime",
+    "terraformapplydurationseconds",
+    "cloudinitstarttime",
+    "cloudinitendtime",
+    "cloudinitdurationseconds",
+    "containerstarttime",
+    "containerendtime",
+    "containerstartupdurationseconds",
+    "totalstartupdurationseconds",
+    "createdat",
+)
+
+
+def _jsonable(value: object) -> object:
+    return value.isoformat() if isinstance(value, (datetime, date)) else value
+
+
+def masked_command(command: str | None) -> str | None:
+    """The researcher's command without its secret --code value."""
+    if command is None:
+        return None
+    return " ".join("--code=***" if part.startswith("--code=") else part for part in command.split(" ")) or None
+
+
+def _vms() -> list[dict]:
+    vms = database("admin").get_all_vms()
+    for vm in vms:
+        vm["crdcommand"] = masked_command(vm.get("crdcommand"))
+    return vms
+
+
+@app.get("/admin", summary="The admin page: a table of every VM")
+def admin_dashboard() -> Response[str]:
+    return Response(status_code=200, content_type=content_types.TEXT_HTML, body=admin_page(app.current_event.raw_event, _vms()))
+
+
+@app.get("/api/vms", summary="Every VM with every column except the logs (CRD --code masked)")
+def list_vms() -> dict:
+    return {"vms": [{key: _jsonable(value) for key, value in vm.items()} for vm in _vms()]}
+
+
+@app.get("/api/vm-status", summary="Status of every VM: {hostname: status}")
+def all_vm_status() -> dict[str, str | None]:
+    return database("admin").get_all_vm_status()
+
+
+@app.get("/api/vm-status/<hostname>", summary="Status of one VM")
+def one_vm_status(hostname: HostnamePath) -> VmStatusOut:
+    vm = database("admin").get_vm_by_hostname(hostname)
+    if vm is None:
+        raise ApiError(404, f"No VM is named {hostname}.")
+    return VmStatusOut(hostname=hostname, status=vm["status"])
+
+
+@app.get("/api/status", summary="How many VMs are in each status")
+def status_counts() -> dict[str, int]:
+    return database("admin").get_status_counts()
+
+
+@app.get("/api/vm-logs/<hostname>", summary="The recent log text of one VM")
+def vm_logs(hostname: HostnamePath) -> VmLogsOut:
+    try:
+        logs = database("admin").get_vm_logs(hostname)
+    except UnknownVm:
+        raise ApiError(404, f"No VM is named {hostname}.") from None
+    return VmLogsOut(hostname=hostname, logs=logs)
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+
+
+@app.get("/api/export-metrics", summary="The startup metrics of every VM, as CSV or JSON")
+def export_metrics(format: Annotated[ExportFormat, Query(description="csv or json")] = ExportFormat.json) -> Response[str]:  # noqa: A002
+    rows = [{key: _jsonable(vm.get(key)) for key in METRIC_COLUMNS} for vm in database("admin").get_all_vms()]
+    if format is ExportFormat.json:
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps({"vms": rows}))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(
+        status_code=200,
+        content_type="text/csv; charset=utf-8",
+        body=out.getvalue(),
+        headers={"Content-Disposition": 'attachment; filename="lablink-metrics.csv"'},
+    )
+
+
+@app.get("/openapi.json", summary="This API's OpenAPI document")
+def openapi_json() -> dict:
+    from lablink.api.openapi import openapi_document
+
+    return openapi_document()
+
+

@@ -1,0 +1,121 @@
+"""What every API function shares: the resolver with validation and the error format of
+API.md, the 1 MiB body limit, and the per-process configuration and database."""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from lablink.config import LablinkConfig, load_config
+from lablink.observability import logger
+from lablink.repository import Database, database_url
+
+MAX_BODY_BYTES = 1024 * 1024
+
+# Names of API.md in the generated OpenAPI document.
+OPENAPI_TITLE = "LabLink Serverless API"
+OPENAPI_VERSION = "1.0.0"
+
+
+class ApiError(Exception):
+    """A failure the caller can act on: answered as ``status`` with ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, **extra: Any):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def error_response(status: int, message: str, **extra: Any) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": message, **extra})
+
+
+def _describe(error: Mapping) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+def make_resolver() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response:
+        errors = list(error.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "The request body is not valid JSON.")
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+        return error_response(422, "The request is not valid: " + "; ".join(dict.fromkeys(map(_describe, errors))) + ".", detail=detail)
+
+    @app.exception_handler(ApiError)
+    def _api_error(error: ApiError) -> Response:
+        return error_response(error.status, error.message, **error.extra)
+
+    @app.not_found
+    def _not_found(_: NotFoundError) -> Response:
+        return error_response(404, "There is no such route.")
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        logger.exception("request failed")
+        return error_response(500, "The server failed to handle the request; it has been logged.")
+
+    return app
+
+
+def body_size(event: Mapping) -> int:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return len(body) * 3 // 4
+    return len(body.encode("utf-8", "surrogatepass")) if isinstance(body, str) else len(body)
+
+
+def resolve(app: APIGatewayRestResolver, event: dict, context: Any) -> dict:
+    """Answer one API Gateway proxy event (413 before parsing when the body is too large)."""
+    if body_size(event) > MAX_BODY_BYTES:
+        return {
+            "statusCode": 413,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": '{"error": "The request body is larger than 1 MiB."}',
+            "isBase64Encoded": False,
+        }
+    return app.resolve(event, context)
+
+
+def decoded_body(event: Mapping) -> str:
+    body = event.get("body") or ""
+    return base64.b64decode(body).decode("utf-8", "replace") if event.get("isBase64Encoded") else body
+
+
+# -- per-process configuration and database ----------------------------------------------
+# Keyed by what the environment says now, so a changed environment (tests, the local
+# stack) gets its own; in Lambda this is one of each per execution environment.
+
+_lock = threading.Lock()
+_configs: dict[str, LablinkConfig] = {}
+_databases: dict[tuple[str, str, int], Database] = {}
+
+
+def config() -> LablinkConfig:
+    key = os.environ.get("LABLINK_CONFIG_JSON", "") + "\0" + os.environ.get("LABLINK_CONFIG", "")
+    with _lock:
+        if key not in _configs:
+            _configs[key] = load_config()
+        return _configs[key]
+
+
+def database(actor: str = "api") -> Database:
+    """One connection per process and thread (the inline provisioning thread gets its own)."""
+    cfg = config()
+    key = (database_url(), cfg.db.table_name + "\0" + actor, threading.get_ident())
+    with _lock:
+        if key not in _databases:
+            _databases[key] = Database(key[0], cfg.db, actor=actor)
+        return _databases[key]

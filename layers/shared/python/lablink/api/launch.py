@@ -1,0 +1,74 @@
+"""Fleet routes (admin): launch and destroy answer 202 at once with an operation; the EC2
+work runs in the provisioning step (lablink.provisioning), started asynchronously."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+
+from lablink import provisioning
+from lablink.api.http import ApiError, config, database, make_resolver
+from lablink.api.models import DestroyRequest, LaunchRequest, OperationAccepted, OperationOut
+from lablink.observability import logger
+from lablink.repository import FleetFull
+
+app = make_resolver()
+
+
+def _accepted(operation_id: str, hostnames: list[str]) -> Response:
+    body = OperationAccepted(operation_id=operation_id, hostnames=hostnames)
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body.model_dump())
+
+
+def _start(payload: dict) -> None:
+    """Hand the operation to the provisioning step; when that cannot even start, the
+    operation is marked failed and the caller gets a 502 (nothing was launched)."""
+    try:
+        provisioning.start_async(payload)
+    except Exception as error:
+        logger.exception("could not start the provisioning step")
+        database("launch").record_operation_progress(
+            payload["operation_id"], failed=len(payload["hostnames"]), error=f"could not start provisioning: {error}"
+        )
+        raise ApiError(502, "The provisioning step could not be started; nothing was changed.") from None
+
+
+@app.post(
+    "/api/launch",
+    summary="Launch num_vms client VMs (asynchronous: 202 with the operation and the new hostnames)",
+    responses={202: {"description": "Accepted: provisioning continues in the background"}},
+)
+def launch(body: Annotated[LaunchRequest, Body()]) -> Response[OperationAccepted]:
+    cfg = config()
+    if body.num_vms > cfg.fleet.max_launch_per_request:
+        raise ApiError(422, f"num_vms may be at most {cfg.fleet.max_launch_per_request} per launch.")
+    try:
+        operation_id, hostnames = database("launch").reserve_launch(cfg.app.environment, body.num_vms, cfg.fleet.max_vms)
+    except FleetFull as error:
+        raise ApiError(409, str(error)) from None
+    _start({"kind": "launch", "operation_id": str(operation_id), "hostnames": hostnames})
+    return _accepted(str(operation_id), hostnames)
+
+
+@app.post(
+    "/api/destroy",
+    summary="Destroy every VM, or the named ones (asynchronous: 202 with the operation)",
+    responses={202: {"description": "Accepted: instances are terminated, rows marked then removed"}},
+)
+def destroy(body: Annotated[DestroyRequest, Body()]) -> Response[OperationAccepted]:
+    db = database("launch")
+    everything = body.hostnames is None
+    hostnames = db.get_hostnames() if everything else list(dict.fromkeys(body.hostnames))
+    operation_id = db.create_operation("destroy", hostnames)
+    _start({"kind": "destroy", "operation_id": str(operation_id), "hostnames": hostnames, "all": everything})
+    return _accepted(str(operation_id), hostnames)
+
+
+@app.get("/api/operations/<operation_id>", summary="Progress of a launch or destroy operation")
+def operation(operation_id: Annotated[str, Path(max_length=64)]) -> OperationOut:
+    found = database("launch").get_operation(operation_id)
+    if found is None:
+        raise ApiError(404, f"No operation has the id {operation_id}.")
+    return OperationOut(**{key: found[key] for key in OperationOut.model_fields})

@@ -1,0 +1,91 @@
+"""Request and response bodies of the REST API (pydantic; the OpenAPI document is built
+from them). Unknown fields are ignored; wrong types are refused (strict: no "5" for 5)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+
+from lablink.models import HOSTNAME_PATTERN
+
+Hostname = Annotated[str, StringConstraints(pattern=HOSTNAME_PATTERN, strict=True)]
+Seconds = StrictFloat | StrictInt
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Message(BaseModel):
+    message: str
+
+
+class Count(BaseModel):
+    count: int
+
+
+class AssignmentOut(BaseModel):
+    hostname: str
+    pin: str
+    message: str
+
+
+class LaunchRequest(_Body):
+    num_vms: StrictInt = Field(ge=1, le=500, description="How many VMs to launch (at most fleet.max_launch_per_request).")
+
+
+class DestroyRequest(_Body):
+    hostnames: list[Hostname] | None = Field(
+        None, min_length=1, max_length=10_000, description="The VMs to destroy; omit to destroy every VM."
+    )
+
+
+class OperationAccepted(BaseModel):
+    operation_id: str
+    hostnames: list[str]
+
+
+class OperationOut(BaseModel):
+    operation_id: str
+    kind: str
+    status: str
+    requested: int
+    done: int
+    failed: int
+    error: str | None
+    hostnames: list[str]
+
+
+class VmStatusReport(_Body):
+    hostname: Hostname
+    status: Annotated[str, StringConstraints(strict=True, max_length=64)]
+
+
+class VmMetricsReport(_Body):
+    cloud_init_start: Seconds | None = None
+    cloud_init_end: Seconds | None = None
+    cloud_init_duration_seconds: Seconds | None = None
+    container_start: Seconds | None = None
+    container_end: Seconds | None = None
+    container_startup_duration_seconds: Seconds | None = None
+
+
+class GpuHealthReport(_Body):
+    hostname: Hostname
+    gpu_status: Annotated[str, StringConstraints(strict=True, max_length=64)]
+
+
+class InUseReport(_Body):
+    hostname: Hostname
+    status: StrictBool
+
+
+class VmStatusOut(BaseModel):
+    hostname: str
+    status: str | None
+
+
+class VmLogsOut(BaseModel):
+    hostname: str
+    logs: str

@@ -1,0 +1,111 @@
+"""Researcher routes (public): the request page, the free-VM count, VM requests by JSON or
+by the page's form post (which is answered with an HTML page and the same status)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Form
+from email_validator import EmailNotValidError, validate_email
+
+from lablink.api.http import ApiError, database, error_response, make_resolver
+from lablink.api.models import AssignmentOut, Count
+from lablink.crd import MAX_LENGTH as CRD_MAX_LENGTH
+from lablink.crd import CrdCommandError, parse_crd_command
+from lablink.models import EMAIL_MAX_LENGTH
+from lablink.observability import count, logger
+from lablink.pages.researcher import assigned_page, index_page
+from lablink.repository import NoFreeVm
+
+app = make_resolver()
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def _is_form_post() -> bool:
+    return app.current_event.headers.get("content-type", "").lower().startswith(FORM_CONTENT_TYPE)
+
+
+def _html(status: int, text: str) -> Response:
+    return Response(status_code=status, content_type=content_types.TEXT_HTML, body=text)
+
+
+def _form_error(status: int, message: str) -> Response:
+    return _html(status, index_page(app.current_event.raw_event, database("request").count_unassigned_vms(), error=message))
+
+
+@app.exception_handler(ApiError)
+def _api_error(error: ApiError) -> Response:
+    if _is_form_post():
+        return _form_error(error.status, error.message)
+    return error_response(error.status, error.message, **error.extra)
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid(error: RequestValidationError) -> Response:
+    missing = sorted({str(e["loc"][-1]) for e in error.errors() if e.get("type") == "missing" and e.get("loc")})
+    if missing:
+        message = "Email and CRD command are required."
+    elif any(e.get("type") == "json_invalid" for e in error.errors()):
+        return error_response(400, "The request body is not valid JSON.")
+    else:
+        message = "The email and the CRD command must be text of at most 254 and 1024 characters."
+    if _is_form_post():
+        return _form_error(422, message)
+    return error_response(422, message, detail=[{"loc": list(e.get("loc", ())), "type": e.get("type")} for e in error.errors()])
+
+
+@app.get("/", summary="The researcher's page: request form and live count of free VMs")
+def researcher_page() -> Response[str]:
+    return _html(200, index_page(app.current_event.raw_event, database("request").count_unassigned_vms()))
+
+
+@app.get("/api/unassigned_vms_count", summary="How many VMs are running and unassigned")
+def unassigned_vms_count() -> Count:
+    return Count(count=database("request").count_unassigned_vms())
+
+
+def normalized_email(text: str) -> str:
+    """The address in lower case; raises ApiError(422) with the validator's reason."""
+    if len(text) > EMAIL_MAX_LENGTH:
+        raise ApiError(422, f"The email address is longer than {EMAIL_MAX_LENGTH} characters.")
+    try:
+        return validate_email(text.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        raise ApiError(422, f"The email address is not valid: {error}") from None
+
+
+@app.post(
+    "/api/request_vm",
+    summary="Claim a free VM for an email (the same email gets its own VM back)",
+    description="JSON or form post. A form post is answered with an HTML page and the same status code. "
+    "503 when no VM is free; 400 when the CRD command is not a plain start-host command.",
+    responses={200: {"description": "The assigned VM"}, 400: {"description": "Bad CRD command"}, 503: {"description": "No free VM"}},
+)
+def request_vm(
+    email: Annotated[str, Form(max_length=EMAIL_MAX_LENGTH + 64)],
+    crd_command: Annotated[str, Form(max_length=CRD_MAX_LENGTH)],
+) -> Response[AssignmentOut | str]:
+    address = normalized_email(email)
+    try:
+        command = parse_crd_command(crd_command)
+    except CrdCommandError as error:
+        count("AssignmentsRefused")
+        raise ApiError(400, str(error)) from None
+    try:
+        assignment = database("request").assign_vm(address, command.canonical)
+    except NoFreeVm:
+        count("AssignmentsRefused")
+        raise ApiError(503, "No available VMs. Please try again later.") from None
+    if not assignment.rejoined:
+        count("VMsAssigned")
+    logger.info("VM assigned", extra={"hostname": assignment.hostname, "rejoined": assignment.rejoined})
+    if _is_form_post():
+        return _html(200, assigned_page(app.current_event.raw_event, assignment.hostname, assignment.pin))
+    message = (
+        "Your VM's CRD command and PIN were updated." if assignment.rejoined else "VM assigned. Connect at remotedesktop.google.com/access."
+    )
+    body = AssignmentOut(hostname=assignment.hostname, pin=assignment.pin, message=message)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body.model_dump())

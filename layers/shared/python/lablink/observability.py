@@ -1,0 +1,23 @@
+"""Powertools Logger, Tracer and Metrics shared by every function (one of each per process).
+
+The service name comes from POWERTOOLS_SERVICE_NAME (set per function by the CDK stack); the
+metrics namespace from POWERTOOLS_METRICS_NAMESPACE, "LabLink" when unset (local stack).
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "LabLink"
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace=NAMESPACE)
+
+
+def count(name: str, value: int = 1) -> None:
+    """Add a business metric (EMF, flushed by the handler's log_metrics)."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
