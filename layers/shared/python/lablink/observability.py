@@ -7,11 +7,15 @@ metrics namespace from POWERTOOLS_METRICS_NAMESPACE, "LabLink" when unset (local
 from __future__ import annotations
 
 import os
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "LabLink"
+
+# A request that counted nothing is normal here, not worth a warning per invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
 tracer = Tracer()

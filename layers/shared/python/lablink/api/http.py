@@ -119,3 +119,12 @@ def database(actor: str = "api") -> Database:
         if key not in _databases:
             _databases[key] = Database(key[0], cfg.db, actor=actor)
         return _databases[key]
+
+
+def close_databases() -> None:
+    """Close every cached connection (tests between databases, local stack shutdown)."""
+    with _lock:
+        databases = list(_databases.values())
+        _databases.clear()
+    for db in databases:
+        db.close()
