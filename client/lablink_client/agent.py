@@ -9,7 +9,7 @@ import os
 import subprocess
 import threading
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from lablink_client import crd, probes
 from lablink_client.api import Backoff, Client
@@ -50,8 +50,14 @@ class Watcher(threading.Thread):
     """Checks something every ``interval`` seconds and reports it when it changed, or when
     asked to report again; a report that failed is retried at the next check."""
 
-    def __init__(self, name: str, probe: Callable[[], object], report: Callable[[object], bool],
-                 interval: float, stop: threading.Event):
+    def __init__(
+        self,
+        name: str,
+        probe: Callable[[], object],
+        report: Callable[[object], bool],
+        interval: float,
+        stop: threading.Event,
+    ):
         super().__init__(name=name, daemon=True)
         self.probe, self.send, self.interval, self.stop = probe, report, interval, stop
         self.wake = threading.Event()
@@ -80,7 +86,7 @@ class Watcher(threading.Thread):
 
 
 class Agent:
-    def __init__(self, settings: Settings, container_start: Optional[float] = None):
+    def __init__(self, settings: Settings, container_start: float | None = None):
         self.settings = settings
         self.container_start = container_start
         self.stop = threading.Event()

@@ -10,7 +10,7 @@ import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import quote
 
 from lablink_client.settings import Settings
@@ -44,11 +44,11 @@ class Backoff:
 
 
 class Client:
-    def __init__(self, settings: Settings, stop: Optional[threading.Event] = None):
+    def __init__(self, settings: Settings, stop: threading.Event | None = None):
         self.settings = settings
         self.stop = stop or threading.Event()
 
-    def post(self, url: str, body: dict, timeout: Optional[float] = None) -> Response:
+    def post(self, url: str, body: dict, timeout: float | None = None) -> Response:
         """One POST; raises OSError (URLError, timeouts, resets) when no answer came back."""
         request = urllib.request.Request(
             url,
@@ -73,7 +73,7 @@ class Client:
     def api(self, path: str) -> str:
         return self.settings.api_url.rstrip("/") + path
 
-    def report(self, path: str, body: dict, attempts: Optional[int] = None) -> bool:
+    def report(self, path: str, body: dict, attempts: int | None = None) -> bool:
         """POST to the API until it says 2xx: forever (until stopped) by default, else at
         most ``attempts`` times. False when it gave up or got an answer retrying cannot fix."""
         backoff = Backoff(self.settings.retry_min_seconds, self.settings.retry_max_seconds)
@@ -100,13 +100,13 @@ class Client:
 
     # The API of API.md, "Client VM" section.
 
-    def report_status(self, status: str, reason: Optional[str] = None, attempts: Optional[int] = None) -> bool:
+    def report_status(self, status: str, reason: str | None = None, attempts: int | None = None) -> bool:
         body = {"hostname": self.settings.hostname, "status": status}
         if reason:
             body["reason"] = reason  # for the logs; the API stores the status
         return self.report("/api/vm-status", body, attempts)
 
-    def report_metrics(self, metrics: dict, attempts: Optional[int] = None) -> bool:
+    def report_metrics(self, metrics: dict, attempts: int | None = None) -> bool:
         return self.report(f"/api/vm-metrics/{quote(self.settings.hostname)}", metrics, attempts)
 
     def report_gpu(self, gpu_status: str) -> bool:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import threading
 import sys
-from typing import List, Optional
+import threading
 
 from lablink_client.agent import Agent
 from lablink_client.api import Client
 from lablink_client.settings import Settings
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lablink-agent", description=__doc__)
     parser.add_argument("--settings", required=True, help="the agent's JSON settings file")
     commands = parser.add_subparsers(dest="command", required=True)

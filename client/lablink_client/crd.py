@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Sequence
 
 REDIRECT_URL = "https://remotedesktop.google.com/_/oauthredirect"
 # The alphabet of CRD authorization codes (e.g. "4/0AbCd..."); the API allows no more.
@@ -40,7 +40,7 @@ def check_pin(pin: object) -> str:
     return pin
 
 
-def start_host_argv(launcher: Sequence[str], code: str, hostname: str) -> List[str]:
+def start_host_argv(launcher: Sequence[str], code: str, hostname: str) -> list[str]:
     return [*launcher, f"--code={code}", f"--redirect-url={REDIRECT_URL}", f"--name={hostname}"]
 
 

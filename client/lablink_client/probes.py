@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Iterator, List
+from collections.abc import Iterator
 
 HEALTHY, UNHEALTHY, NOT_APPLICABLE = "Healthy", "Unhealthy", "N/A"
 
@@ -23,7 +23,7 @@ def gpu_status(timeout: float = 30.0) -> str:
     return NOT_APPLICABLE if done.returncode == 127 else UNHEALTHY
 
 
-def _names(argv: List[str], comm: str) -> Iterator[str]:
+def _names(argv: list[str], comm: str) -> Iterator[str]:
     """The names a process goes by: its kernel name, its program, and for an interpreter
     the script or module it runs (``python3 /usr/bin/sleap-label``, ``python -m sleap``)."""
     yield comm

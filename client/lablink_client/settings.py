@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from typing import List
 
 CONTAINER_NAME = "lablink-client"
 START_HOST = "/opt/google/chrome-remote-desktop/start-host"
@@ -20,11 +19,11 @@ class Settings:
     software: str
     # What precedes the start-host arguments: on a VM, start-host inside the researcher's
     # container (DISPLAY cleared, as CRD asks); tests and the local stack run a stand-in.
-    crd_launcher: List[str] = field(
+    crd_launcher: list[str] = field(
         default_factory=lambda: ["docker", "exec", "-i", "-e", "DISPLAY=", CONTAINER_NAME, START_HOST]
     )
     # Succeeds once the researcher's container can take a CRD session.
-    ready_command: List[str] = field(default_factory=lambda: ["docker", "exec", CONTAINER_NAME, "true"])
+    ready_command: list[str] = field(default_factory=lambda: ["docker", "exec", CONTAINER_NAME, "true"])
     state_file: str = "/var/lib/lablink/agent-state.json"
     check_seconds: float = 20.0  # GPU and in-use checks; re-poll after a handled assignment
     wait_seconds: float = 50.0  # listener wait= (below the load balancer's idle timeout)

@@ -3,8 +3,8 @@ VM's values, and the client agent (client/lablink_client/) packed inside.
 
 Values are inserted only as shell-quoted assignments at one marker line; the template's own
 text never holds a value, so no config value can break or inject into the script. EC2 takes
-at most 16 KB of user data: a script over that is shipped gzip-compressed inside a small
-self-extracting script (the function keeps returning text, as RunInstances expects).
+at most 16 KB of user data: a script over that is shipped gzip-compressed (cloud-init
+recognizes gzip and unpacks it).
 """
 
 from __future__ import annotations
@@ -59,7 +59,12 @@ def _without_docs(source: str) -> str:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return ast.unparse(tree) + "\n"
 
@@ -119,26 +124,16 @@ def _cloudwatch_config(log_group: str, hostname: str) -> str:
     return json.dumps({"logs": {"logs_collected": {"files": {"collect_list": collect}}}})
 
 
-def _self_extracting(script: str) -> str:
-    packed = base64.encodebytes(gzip.compress(script.encode(), compresslevel=9, mtime=0)).decode()
-    return (
-        "#!/bin/bash\n"
-        "# LabLink client VM user data, gzip-compressed to fit EC2's 16 KB limit: the script\n"
-        "# below is unpacked and run as is.\n"
-        "set -euo pipefail\n"
-        "umask 077\n"
-        "script=$(mktemp)\n"
-        "base64 -d >\"$script.gz\" <<'LABLINK_USER_DATA'\n"
-        f"{packed}"
-        "LABLINK_USER_DATA\n"
-        "gunzip -f \"$script.gz\"\n"
-        "trap 'rm -f \"$script\"' EXIT\n"
-        "bash \"$script\"\n"
-    )
+def user_data_script(user_data: str | bytes) -> str:
+    """The script a VM runs for this user data (cloud-init unpacks gzip the same way)."""
+    return gzip.decompress(user_data).decode() if isinstance(user_data, bytes) else user_data
 
 
-def render_user_data(config: LablinkConfig, *, hostname: str, token: str, api_url: str, listener_url: str) -> str:
-    """The user data of one client VM. Raises UserDataError for values that cannot be
+def render_user_data(
+    config: LablinkConfig, *, hostname: str, token: str, api_url: str, listener_url: str
+) -> str | bytes:
+    """The user data of one client VM: the script as text, or gzip-compressed bytes when the
+    text is over EC2's limit (RunInstances takes either; cloud-init unpacks gzip). Raises UserDataError for values that cannot be
     shipped (an invalid hostname, token, URL or image; an unreadable startup script; too
     large even compressed)."""
     if not is_valid_hostname(hostname):
@@ -154,7 +149,9 @@ def render_user_data(config: LablinkConfig, *, hostname: str, token: str, api_ur
     try:
         template = (directory / TEMPLATE_NAME).read_text(encoding="utf-8")
     except OSError as error:
-        raise UserDataError(f"the user-data template is missing: {directory / TEMPLATE_NAME} ({error.strerror})") from None
+        raise UserDataError(
+            f"the user-data template is missing: {directory / TEMPLATE_NAME} ({error.strerror})"
+        ) from None
     if template.count(VALUES_MARKER) != 1:
         raise UserDataError(f"{TEMPLATE_NAME} must hold the line {VALUES_MARKER} exactly once")
 
@@ -185,10 +182,10 @@ def render_user_data(config: LablinkConfig, *, hostname: str, token: str, api_ur
     script = template.replace(VALUES_MARKER, _values_block(values))
     if len(script.encode()) <= USER_DATA_LIMIT:
         return script
-    packed = _self_extracting(script)
-    if len(packed.encode()) > USER_DATA_LIMIT:
+    packed = gzip.compress(script.encode(), compresslevel=9, mtime=0)
+    if len(packed) > USER_DATA_LIMIT:
         raise UserDataError(
-            f"the user data is {len(packed.encode())} bytes even compressed, over EC2's limit of "
+            f"the user data is {len(packed)} bytes even compressed, over EC2's limit of "
             f"{USER_DATA_LIMIT}: shorten the custom startup script"
         )
     return packed
