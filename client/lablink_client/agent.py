@@ -3,6 +3,7 @@ assignment, forever; beside it, GPU health and in-use watchers. No error stops i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -137,7 +138,8 @@ class Agent:
     def handle(self, answer: dict) -> None:
         """Run one assignment the listener handed over (unless it was handled already)."""
         command, pin = answer.get("command"), answer.get("pin")
-        key = f"{command}\n{pin}"
+        # A digest: the state file need not hold the researcher's code and PIN.
+        key = hashlib.sha256(f"{command}\n{pin}".encode()).hexdigest()
         if key == self.state.get("handled_assignment"):
             # Already run (the listener answers an assigned VM at once): look again later
             # for a new command of the same researcher.

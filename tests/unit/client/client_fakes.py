@@ -94,3 +94,139 @@ def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, message
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
+
+
+# -- a whole VM host for the user data: docker, systemctl, git, nvidia-ctk, CloudWatch agent --
+
+# `docker`: records every call (argv, and the values of -e NAME taken from its environment);
+# `run` remembers the bind mount; `exec` runs the command on this host instead of in a
+# container: a path under the mount is mapped back to its source, any other absolute path
+# becomes the program of that name on PATH (start-host, true, git ...).
+DOCKER = r"""
+import json, os, pathlib, shutil, subprocess, sys
+here = pathlib.Path(__file__).parent
+args = sys.argv[1:]
+record = {"argv": args}
+if args and args[0] == "run":
+    record["env"] = {args[i + 1]: os.environ.get(args[i + 1]) for i, a in enumerate(args) if a == "-e"}
+with open(here / "docker.calls.jsonl", "a") as calls:
+    calls.write(json.dumps(record) + "\n")
+fail = here / f"docker-{args[0]}.fail" if args else None
+if fail is not None and fail.exists():
+    print(f"docker {args[0]}: simulated failure", file=sys.stderr)
+    sys.exit(1)
+if not args or args[0] in ("pull", "rm"):
+    sys.exit(0)
+if args[0] == "info":
+    print("{\"runc\":{}}" if "--format" in args else "fake docker")
+    sys.exit(0)
+if args[0] == "run":
+    mount = args[args.index("--mount") + 1]
+    parts = dict(p.split("=", 1) for p in mount.split(",") if "=" in p)
+    (here / "docker.mount.json").write_text(json.dumps({"src": parts["src"], "dst": parts["dst"]}))
+    print("f" * 64)
+    sys.exit(0)
+if args[0] == "exec":
+    rest, env, workdir = args[1:], dict(os.environ), None
+    while rest[0].startswith("-"):
+        option = rest.pop(0)
+        if option in ("-e", "--env"):
+            name, _, value = rest.pop(0).partition("=")
+            env[name] = value
+        elif option in ("-w", "--workdir", "-u", "--user"):
+            value = rest.pop(0)
+            workdir = value if option in ("-w", "--workdir") else workdir
+    rest.pop(0)  # the container
+    mount = json.loads((here / "docker.mount.json").read_text())
+    command = []
+    for arg in rest:
+        if arg.startswith(mount["dst"] + "/"):
+            arg = mount["src"] + arg[len(mount["dst"]):]
+        command.append(arg)
+    if command[0].startswith("/"):
+        command[0] = shutil.which(os.path.basename(command[0])) or command[0]
+    sys.exit(subprocess.run(command, env=env).returncode)
+sys.exit(0)
+"""
+
+# `systemctl enable --now lablink-agent.service` starts the unit's ExecStart in the
+# background (pid in agent.pid), after merging agent-settings.json (the test's short
+# intervals) into the agent's settings file.
+SYSTEMCTL = r"""
+import json, os, pathlib, shlex, subprocess, sys
+here = pathlib.Path(__file__).parent
+with open(here / "systemctl.calls.jsonl", "a") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\n")
+if sys.argv[1:3] == ["enable", "--now"]:
+    root = os.environ.get("LABLINK_ROOT", "")
+    unit = pathlib.Path(root + "/etc/systemd/system/" + sys.argv[3]).read_text()
+    command = shlex.split(next(l for l in unit.splitlines() if l.startswith("ExecStart="))[len("ExecStart="):])
+    settings_path = command[command.index("--settings") + 1]
+    overrides = here / "agent-settings.json"
+    if overrides.exists():
+        settings = json.loads(pathlib.Path(settings_path).read_text())
+        settings.update(json.loads(overrides.read_text()))
+        pathlib.Path(settings_path).write_text(json.dumps(settings))
+    with open(here / "agent.log", "ab") as log:
+        agent = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    (here / "agent.pid").write_text(str(agent.pid))
+"""
+
+RECORDER = r"""
+import json, pathlib, sys
+here = pathlib.Path(__file__).parent
+name = pathlib.Path(sys.argv[0]).name
+with open(here / f"{name}.calls.jsonl", "a") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\n")
+"""
+
+
+class FakeVm(FakeHost):
+    """A VM host under ``root`` (the user data's LABLINK_ROOT) with its stand-in programs."""
+
+    def __init__(self, directory: Path, root: Path):
+        super().__init__(directory)
+        self.root = root
+        write_script(self.bin, "docker", DOCKER)
+        write_script(self.bin, "systemctl", SYSTEMCTL)
+        for name in ("git", "nvidia-ctk"):
+            write_script(self.bin, name, RECORDER)
+        # The user data's waits between retries pass at once.
+        write_script(self.bin, "sleep", "exit 0\n", interpreter="/bin/bash")
+        ctl = root / "opt/aws/amazon-cloudwatch-agent/bin"
+        ctl.mkdir(parents=True)
+        write_script(
+            ctl,
+            "amazon-cloudwatch-agent-ctl",
+            RECORDER.replace("here = pathlib.Path(__file__).parent", f"here = pathlib.Path({str(self.bin)!r})"),
+        )
+
+    def agent_settings(self, **settings) -> None:
+        settings.setdefault("state_file", str(self.root / "var/lib/lablink/agent-state.json"))
+        (self.bin / "agent-settings.json").write_text(json.dumps(settings))
+
+    def docker_fails(self, command: str) -> None:
+        (self.bin / f"docker-{command}.fail").write_text("")
+
+    def calls(self, program: str) -> list:
+        path = self.bin / f"{program}.calls.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def run_user_data(self, script: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        path = self.root / "user-data.sh"
+        path.write_text(script)
+        env = {**self.env, "LABLINK_ROOT": str(self.root)}
+        return subprocess.run(["bash", str(path)], env=env, capture_output=True, text=True, timeout=timeout)
+
+    def stop_agent(self) -> None:
+        pid_file = self.bin / "agent.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), 15)
+            except ProcessLookupError:
+                pass
+            pid_file.unlink()
+
+    def agent_log(self) -> str:
+        path = self.bin / "agent.log"
+        return path.read_text() if path.exists() else ""

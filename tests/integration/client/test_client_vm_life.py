@@ -1,0 +1,159 @@
+"""A client VM's whole life on the real system: the rendered user data runs (on stand-ins
+for docker, systemd and the CloudWatch agent), starts the real agent, which reports its
+startup, waits on the real listener, is assigned through the real API, starts CRD in the
+container, and reports GPU health and in-use state."""
+
+from __future__ import annotations
+
+import uuid
+
+from client_stack import FAST, wait_until
+
+from lablink.config import parse_config
+from lablink.userdata import render_user_data, user_data_script
+
+CODE = "4/0AfJohXn-Example_Code/x1"
+PASTED = (
+    f'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="{CODE}" '
+    '--redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
+)
+REPOSITORY = "https://github.com/talmolab/sleap-tutorial-data.git"
+
+
+def boot(stack, vm, vm_host, tmp_path, *, machine=None, startup_script=None, on_error="continue"):
+    software = f"soft{uuid.uuid4().hex[:6]}"
+    raw = {"machine": {"software": software, **(machine or {})}}
+    if startup_script is not None:
+        path = tmp_path / "custom-startup.sh"
+        path.write_text(startup_script)
+        raw["startup_script"] = {"path": str(path), "on_error": on_error}
+    data = render_user_data(
+        parse_config(raw), hostname=vm.hostname, token=vm.token, api_url=stack.api_url, listener_url=stack.listener_url
+    )
+    vm_host.agent_settings(**FAST)
+    return software, vm_host.run_user_data(user_data_script(data))
+
+
+def docker_run(vm_host) -> dict:
+    runs = [call for call in vm_host.calls("docker") if call["argv"][0] == "run"]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_boot_to_assignment_on_a_gpu_vm(stack, vm, vm_host, tmp_path):
+    vm_host.gpu("healthy")
+    software, done = boot(stack, vm, vm_host, tmp_path, machine={"repository": REPOSITORY})
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    # Phase 2 was posted by the user data.
+    row = stack.row(vm.hostname)
+    assert row["cloudinitstarttime"] is not None and row["cloudinitendtime"] is not None
+    assert row["cloudinitdurationseconds"] >= 0
+
+    # Log shipping: the CloudWatch agent got the client log group, one stream per VM.
+    assert vm_host.calls("amazon-cloudwatch-agent-ctl")[0][:4] == ["-a", "fetch-config", "-m", "ec2"]
+    cw_config = (vm_host.root / "etc/lablink/cloudwatch-agent.json").read_text()
+    assert '"log_group_name": "/lablink/dev/client"' in cw_config and f'"log_stream_name": "{vm.hostname}"' in cw_config
+
+    # The container: NVIDIA runtime (the instance has a GPU), restart policy, values via the
+    # environment only (the token never on a command line).
+    assert vm_host.calls("nvidia-ctk") == [["runtime", "configure", "--runtime=docker"]]
+    run = docker_run(vm_host)
+    argv = run["argv"]
+    assert argv[argv.index("--restart") + 1] == "unless-stopped"
+    assert "--gpus" in argv and argv[argv.index("--gpus") + 1] == "all"
+    assert argv[-1] == "ghcr.io/talmolab/lablink-client-base-image:latest"
+    assert vm.token not in " ".join(argv)
+    assert run["env"] == {
+        "LABLINK_HOSTNAME": vm.hostname,
+        "LABLINK_TOKEN": vm.token,
+        "LABLINK_API_URL": stack.api_url,
+        "LABLINK_LISTENER_URL": stack.listener_url,
+        "LABLINK_SOFTWARE": software,
+        "LABLINK_REPOSITORY": REPOSITORY,
+    }
+    assert vm_host.calls("git") == [["clone", "--", REPOSITORY]]
+
+    # The agent service: phase 3, then running (assignable), GPU health.
+    wait_until(lambda: stack.row(vm.hostname)["status"] == "running", message="running\n" + vm_host.agent_log())
+    row = stack.row(vm.hostname)
+    assert row["containerstarttime"] is not None and row["containerstartupdurationseconds"] >= 0
+    assert row["containerstarttime"] >= row["cloudinitendtime"]
+    wait_until(lambda: stack.row(vm.hostname)["healthy"] == "Healthy", message="GPU health")
+
+    # A researcher asks through the real API; the listener wakes the agent; start-host runs
+    # in the container with exactly these arguments and the PIN twice.
+    status, answer = stack.request_vm("researcher@example.org", PASTED)
+    assert status == 200, answer
+    assert answer["hostname"] == vm.hostname
+    pin = answer["pin"]
+    calls = wait_until(vm_host.start_host_calls, message="start-host\n" + vm_host.agent_log())
+    expected_args = [
+        f"--code={CODE}",
+        "--redirect-url=https://remotedesktop.google.com/_/oauthredirect",
+        f"--name={vm.hostname}",
+    ]
+    assert calls == [{"argv": expected_args, "stdin": f"{pin}\n{pin}\n"}]
+    execs = [call["argv"] for call in vm_host.calls("docker") if "start-host" in " ".join(call["argv"])]
+    assert execs == [
+        [
+            "exec",
+            "-i",
+            "-e",
+            "DISPLAY=",
+            "lablink-client",
+            "/opt/google/chrome-remote-desktop/start-host",
+            *expected_args,
+        ]
+    ]
+    wait_until(lambda: "Chrome Remote Desktop started" in vm_host.agent_log(), message="CRD started")
+    assert stack.row(vm.hostname)["status"] == "assigned"
+
+    # The researcher starts the software, then quits it.
+    vm_host.start_software(software)
+    wait_until(lambda: stack.row(vm.hostname)["inuse"] is True, message="in use")
+    vm_host.stop_software()
+    wait_until(lambda: stack.row(vm.hostname)["inuse"] is False, message="not in use")
+
+
+def test_a_vm_without_gpu_runs_the_container_without_the_nvidia_runtime(stack, vm, vm_host, tmp_path):
+    vm_host.gpu("absent")
+    _, done = boot(stack, vm, vm_host, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    argv = docker_run(vm_host)["argv"]
+    assert "--gpus" not in argv and "--runtime=nvidia" not in argv
+    assert "LABLINK_REPOSITORY" not in argv  # no repository: none passed, none cloned
+    assert vm_host.calls("git") == []
+    wait_until(lambda: stack.row(vm.hostname)["status"] == "running", message="running")
+    wait_until(lambda: stack.row(vm.hostname)["healthy"] == "N/A", message="GPU N/A")
+
+
+def test_a_failing_step_reports_error_with_its_reason(stack, vm, vm_host, tmp_path):
+    vm_host.gpu("absent")
+    vm_host.docker_fails("pull")
+    _, done = boot(stack, vm, vm_host, tmp_path)
+    assert done.returncode == 1
+    assert "ERROR: pulling ghcr.io/talmolab/lablink-client-base-image:latest failed" in done.stderr
+    assert stack.row(vm.hostname)["status"] == "error"
+    assert not [call for call in vm_host.calls("docker") if call["argv"][0] == "run"]
+    assert vm_host.calls("systemctl") == []  # no agent: the VM never offers itself
+
+
+def test_a_failing_startup_script_fails_the_vm_when_configured_so(stack, vm, vm_host, tmp_path):
+    vm_host.gpu("absent")
+    _, done = boot(stack, vm, vm_host, tmp_path, startup_script="echo preparing\nexit 4\n", on_error="fail")
+    assert done.returncode == 1
+    assert "the custom startup script failed (exit status 4)" in done.stderr
+    assert stack.row(vm.hostname)["status"] == "error"
+    assert vm_host.calls("systemctl") == []
+
+
+def test_a_failing_startup_script_is_only_a_warning_on_continue(stack, vm, vm_host, tmp_path):
+    vm_host.gpu("absent")
+    marker = tmp_path / "startup-ran"
+    script = f'#!/bin/bash\necho "$0 ran" > {marker}\nexit 4\n'
+    _, done = boot(stack, vm, vm_host, tmp_path, startup_script=script, on_error="continue")
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text().strip().endswith("custom-startup.sh ran")
+    assert "WARNING: the custom startup script failed (exit status 4)" in done.stdout
+    wait_until(lambda: stack.row(vm.hostname)["status"] == "running", message="running")
