@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 
 from lablink.config import LablinkConfig, load_config
 from lablink.observability import logger
@@ -54,9 +54,17 @@ def make_resolver() -> APIGatewayRestResolver:
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
         return error_response(422, "The request is not valid: " + "; ".join(dict.fromkeys(map(_describe, errors))) + ".", detail=detail)
 
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(_: RequestUnsupportedContentType) -> Response:
+        return error_response(415, "Send the request body as application/json.")
+
     @app.exception_handler(ApiError)
     def _api_error(error: ApiError) -> Response:
         return error_response(error.status, error.message, **error.extra)
+
+    @app.exception_handler(ServiceError)
+    def _service_error(error: ServiceError) -> Response:
+        return error_response(error.status_code, error.msg)
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response:
