@@ -1,0 +1,155 @@
+"""Lambda code assets: the function folders as they are, and the shared layer built by local pip
+bundling (wheels for the Lambda runtime and architecture, so synth needs no Docker); Docker is
+the fallback where pip cannot run locally."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from stacks.constants import (
+    CLIENT_DIR,
+    FUNCTIONS_DIR,
+    LAMBDA_ARCHITECTURE,
+    LAYER_REQUIREMENTS,
+    LAYER_SOURCE_DIR,
+    PIP_PLATFORM,
+    PYTHON_RUNTIME,
+    PYTHON_VERSION,
+    ROOT,
+    RUNTIME_PROVIDED,
+    SQL_DIR,
+)
+
+_CODE_EXCLUDES = ["__pycache__", "*.pyc", "tests", ".pytest_cache"]
+
+
+def _files(folder: Path, pattern: str = "*") -> list[Path]:
+    return sorted(p for p in folder.rglob(pattern) if p.is_file() and "__pycache__" not in p.parts)
+
+
+def _layer_inputs() -> list[Path]:
+    package = [p for p in _files(LAYER_SOURCE_DIR / "lablink") if p.parent.name != "sql" and p.suffix != ".pyc"]
+    return [LAYER_REQUIREMENTS, *_files(SQL_DIR, "*.sql"), *_files(CLIENT_DIR), *package]
+
+
+def layer_source_hash() -> str:
+    """The layer's identity: what goes into it (pinned requirements, the package, the schema)
+    and the platform it is built for. Same inputs, same asset: nothing is rebuilt."""
+    digest = hashlib.sha256(f"{PYTHON_VERSION}|{PIP_PLATFORM}".encode())
+    for path in _layer_inputs():
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _copy_package(python_dir: Path) -> None:
+    package = python_dir / "lablink"
+    shutil.copytree(
+        LAYER_SOURCE_DIR / "lablink",
+        package,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "sql", "client_files"),
+        dirs_exist_ok=True,
+    )
+    # Beside the package, where lablink.migrations.sql_dir() finds the schema and
+    # lablink.userdata.client_dir() the user-data template and the client agent.
+    (package / "sql").mkdir(exist_ok=True)
+    for migration in _files(SQL_DIR, "*.sql"):
+        shutil.copy2(migration, package / "sql" / migration.name)
+    shutil.copytree(CLIENT_DIR, package / "client_files", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"))
+
+
+def _drop_runtime_sdk(python_dir: Path) -> None:
+    """The Lambda runtime ships boto3 and botocore matched to each other; a botocore pulled in
+    by aws-xray-sdk would shadow the runtime's and could break its boto3."""
+    for name in RUNTIME_PROVIDED:
+        for path in python_dir.glob(f"{name}*"):
+            if path.name == name or path.name.startswith(f"{name}-"):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+@jsii.implements(ILocalBundling)
+class LocalPipBundling:
+    """Builds the layer on this machine: pip installs requirements/layer.txt as binary wheels for
+    the Lambda platform into <output>/python, then copies the package and the schema."""
+
+    @staticmethod
+    def pip_command(target: Path) -> list[str]:
+        return [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-compile", "--platform", PIP_PLATFORM, "--implementation", "cp",
+            "--python-version", PYTHON_VERSION, "--only-binary=:all:",
+            "-r", str(LAYER_REQUIREMENTS), "-t", str(target),
+        ]  # fmt: skip
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:  # noqa: ARG002 - jsii signature
+        python_dir = Path(output_dir) / "python"
+        result = subprocess.run(self.pip_command(python_dir), capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            # Returning False hands over to Docker bundling; say why, or a missing Docker
+            # engine would hide the real cause.
+            print(f"local layer bundling failed, falling back to Docker:\n{result.stderr}", file=sys.stderr)
+            return False
+        # Console scripts and caches are of no use in a layer.
+        shutil.rmtree(python_dir / "bin", ignore_errors=True)
+        _drop_runtime_sdk(python_dir)
+        _copy_package(python_dir)
+        return True
+
+
+_DOCKER_COMMAND = (
+    "pip install --quiet --no-compile -r /asset-input/requirements/layer.txt -t /asset-output/python"
+    " && cp -r /asset-input/layers/shared/python/lablink /asset-output/python/"
+    " && rm -rf /asset-output/python/lablink/__pycache__ /asset-output/python/bin"
+    " && rm -rf /asset-output/python/boto3* /asset-output/python/botocore* /asset-output/python/s3transfer*"
+    " && mkdir -p /asset-output/python/lablink/sql && cp /asset-input/sql/*.sql /asset-output/python/lablink/sql/"
+    " && cp -r /asset-input/client /asset-output/python/lablink/client_files"
+)
+
+
+# One bundling for every stack's copy of the layer: identical options let the CDK build the
+# asset once per synth.
+_LAYER_BUNDLING = BundlingOptions(
+    image=PYTHON_RUNTIME.bundling_image,
+    command=["bash", "-c", _DOCKER_COMMAND],
+    local=LocalPipBundling(),
+)
+
+
+def shared_layer_code() -> lambda_.Code:
+    """The asset of the shared layer. Its source is the repository root (the layer gathers
+    files from four folders), hashed from the layer's own inputs only."""
+    return lambda_.Code.from_asset(
+        str(ROOT),
+        asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=layer_source_hash(),
+        bundling=_LAYER_BUNDLING,
+    )
+
+
+def shared_layer(scope: Construct, construct_id: str = "SharedLayer") -> lambda_.LayerVersion:
+    """One layer version per stack that needs it (the asset itself is built and uploaded once):
+    a layer shared across stacks would be an export that every code change has to replace."""
+    return lambda_.LayerVersion(
+        scope,
+        construct_id,
+        code=shared_layer_code(),
+        compatible_runtimes=[PYTHON_RUNTIME],
+        compatible_architectures=[LAMBDA_ARCHITECTURE],
+        description="lablink shared package, its pinned dependencies and the schema migrations",
+    )
+
+
+def function_code(name: str) -> lambda_.Code:
+    """functions/<name>/ as it is: thin handlers import everything else from the layer."""
+    folder = FUNCTIONS_DIR / name
+    if not (folder / "handler.py").is_file():
+        raise FileNotFoundError(f"{folder}/handler.py is missing: every Lambda function is a folder with handler.py")
+    return lambda_.Code.from_asset(str(folder), exclude=_CODE_EXCLUDES)

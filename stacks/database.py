@@ -1,0 +1,190 @@
+"""The database: RDS PostgreSQL in the isolated subnets (credentials generated into Secrets
+Manager, storage encrypted, TLS enforced, backups), an RDS Proxy for the Lambdas, and the
+schema migrations run by a custom resource on deploy."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from constructs import Construct
+
+from lablink.config import LablinkConfig
+from stacks.bundling import layer_source_hash, shared_layer
+from stacks.constants import (
+    DB_ADMIN_USER,
+    DB_NAME,
+    DB_PORT,
+    ENV_DB_HOST,
+    ENV_DB_SECRET_ARN,
+    MIGRATE_FUNCTION,
+    MIGRATE_TIMEOUT,
+    log_retention,
+    resource_name,
+)
+from stacks.lambdas import LablinkFunction
+from stacks.nag import acknowledge
+
+
+class DatabaseStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: LablinkConfig, vpc: ec2.IVpc, **kwargs
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        deploy = config.deploy
+        env_name = config.app.environment
+
+        instance_id = resource_name(env_name, "database")
+        # Created here (not by the instance's log export) so that retention needs no extra
+        # custom-resource Lambda.
+        database_logs = [
+            logs.LogGroup(
+                self,
+                f"{kind.capitalize()}Logs",
+                log_group_name=f"/aws/rds/instance/{instance_id}/{kind}",
+                retention=log_retention(deploy.log_retention_days),
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+            for kind in _LOG_EXPORTS
+        ]
+        parameters = rds.ParameterGroup(
+            self,
+            "Parameters",
+            engine=_ENGINE,
+            description="LabLink: TLS required for every connection",
+            parameters={"rds.force_ssl": "1"},
+        )
+        self.instance = rds.DatabaseInstance(
+            self,
+            "Instance",
+            instance_identifier=instance_id,
+            engine=_ENGINE,
+            instance_type=ec2.InstanceType(deploy.database_instance_class),
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+            publicly_accessible=False,
+            port=DB_PORT,
+            database_name=DB_NAME,
+            credentials=rds.Credentials.from_generated_secret(
+                DB_ADMIN_USER, secret_name=f"{resource_name(env_name, 'database')}-credentials"
+            ),
+            parameter_group=parameters,
+            storage_encrypted=True,
+            storage_type=rds.StorageType.GP3,
+            allocated_storage=deploy.database_storage_gib,
+            multi_az=deploy.database_multi_az,
+            backup_retention=Duration.days(deploy.database_backup_days),
+            deletion_protection=deploy.deletion_protection,
+            removal_policy=RemovalPolicy.SNAPSHOT if deploy.deletion_protection else RemovalPolicy.DESTROY,
+            iam_authentication=True,
+            auto_minor_version_upgrade=True,
+            cloudwatch_logs_exports=list(_LOG_EXPORTS),
+        )
+        for log_group in database_logs:
+            self.instance.node.add_dependency(log_group)
+        self.secret = self.instance.secret
+        acknowledge(
+            self.instance,  # the generated secret is the instance's child
+            "AwsSolutions-SMG4",
+            "Not rotated: the listener holds one LISTEN session for days with the password ECS "
+            "injected at start, so a rotation would break its reconnects until the next deploy.",
+        )
+        acknowledge(
+            self.instance,
+            "AwsSolutions-RDS11",
+            "The instance is reachable only from the proxy, the listener and the migration "
+            "function security groups in isolated subnets; a non-standard port would add nothing.",
+        )
+        if not deploy.database_multi_az:
+            acknowledge(
+                self.instance,
+                "AwsSolutions-RDS3",
+                "Single-AZ keeps an idle lab deployment cheap (deploy.database_multi_az: false); "
+                "backups allow a restore, and production deployments set it to true.",
+            )
+        if not deploy.deletion_protection:
+            acknowledge(
+                self.instance,
+                "AwsSolutions-RDS10",
+                "This configuration asks for a throwaway deployment (deploy.deletion_protection: "
+                "false), so `cdk destroy` may remove the database.",
+            )
+
+        self.proxy = self.instance.add_proxy(
+            "Proxy",
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+            secrets=[self.secret],
+            require_tls=True,
+            # Leaves room for the listener's and the migrations' direct connections.
+            max_connections_percent=80,
+            security_groups=[
+                ec2.SecurityGroup(
+                    self,
+                    "ProxySecurityGroup",
+                    vpc=vpc,
+                    description="LabLink RDS Proxy: inbound from the Lambda functions only",
+                    allow_all_outbound=False,
+                )
+            ],
+        )
+        self.instance.connections.allow_from(self.proxy, ec2.Port.tcp(DB_PORT), "RDS Proxy to the instance")
+
+        self.migrations = self._migrations(config, vpc)
+
+    def lambda_environment(self) -> dict[str, str]:
+        """What lablink.repository.database_url() needs in a Lambda: the credentials secret
+        and the proxy's endpoint."""
+        return {ENV_DB_SECRET_ARN: self.secret.secret_arn, ENV_DB_HOST: self.proxy.endpoint}
+
+    def allow_lambda(self, function: LablinkFunction) -> None:
+        """Lets a function read the credentials and connect to the proxy (the rule is created
+        in the function's stack, which depends on this one)."""
+        self.secret.grant_read(function.role)
+        function.security_group.connections.allow_to(self.proxy, ec2.Port.tcp(DB_PORT), "to the RDS Proxy")
+
+    def allow_direct(self, connectable: ec2.IConnectable, description: str) -> None:
+        """Lets a long-lived client (the listener) connect to the instance itself."""
+        connectable.connections.allow_to(self.instance, ec2.Port.tcp(DB_PORT), description)
+
+    def _migrations(self, config: LablinkConfig, vpc: ec2.IVpc) -> CustomResource:
+        """Applies sql/ through lablink.migrations.migrate, connected to the instance directly
+        (DDL and the advisory lock gain nothing from the proxy). The resource's properties
+        change whenever the schema, the runner or the table/channel names change, or the
+        database is replaced; CloudFormation then runs the migrations again."""
+        function = LablinkFunction(
+            self,
+            "Migrate",
+            name=MIGRATE_FUNCTION,
+            config=config,
+            layer=shared_layer(self),
+            vpc=vpc,
+            timeout_seconds=MIGRATE_TIMEOUT,
+            memory_mb=256,
+            environment={
+                ENV_DB_SECRET_ARN: self.secret.secret_arn,
+                ENV_DB_HOST: self.instance.db_instance_endpoint_address,
+            },
+        )
+        self.secret.grant_read(function.role)
+        self.instance.connections.allow_from(function.security_group, ec2.Port.tcp(DB_PORT), "schema migrations")
+        resource = CustomResource(
+            self,
+            "Migrations",
+            service_token=function.function.function_arn,
+            resource_type="Custom::LablinkMigrations",
+            properties={
+                "SchemaHash": layer_source_hash(),
+                "Database": json.dumps(config.db.model_dump(), sort_keys=True),
+                "Endpoint": self.instance.db_instance_endpoint_address,
+            },
+        )
+        resource.node.add_dependency(self.instance)
+        return resource
+
+
+_LOG_EXPORTS = ("postgresql", "upgrade")
+_ENGINE = rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17)

@@ -1,0 +1,77 @@
+"""The whole deployment: the stacks of one LabLink environment, wired together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import App, Environment, Stack, Tags
+
+from lablink.config import LablinkConfig
+from stacks.api import ApiStack
+from stacks.constants import DEPLOYMENT_TAG, stack_name
+from stacks.database import DatabaseStack
+from stacks.fleet import FleetStack
+from stacks.listener import ListenerStack
+from stacks.logs import LogsStack
+from stacks.network import NetworkStack
+
+
+@dataclass(frozen=True)
+class Deployment:
+    network: NetworkStack
+    database: DatabaseStack
+    logs: LogsStack
+    fleet: FleetStack
+    listener: ListenerStack
+    api: ApiStack
+
+    @property
+    def stacks(self) -> list[Stack]:
+        return [self.network, self.database, self.logs, self.fleet, self.listener, self.api]
+
+
+def build_deployment(app: App, config: LablinkConfig) -> Deployment:
+    env_name = config.app.environment
+    # No account in the config: the stacks deploy to the account of the CLI's credentials,
+    # and synth needs none (no lookups).
+    env = Environment(account=config.deploy.account, region=config.app.region)
+
+    def named(part: str) -> dict:
+        return {"stack_name": stack_name(env_name, part), "env": env, "description": f"LabLink {env_name}: {part.lower()}"}
+
+    network = NetworkStack(app, stack_name(env_name, "Network"), config=config, **named("Network"))
+    vpc = network.vpc
+    database = DatabaseStack(app, stack_name(env_name, "Database"), config=config, vpc=vpc, **named("Database"))
+    logs = LogsStack(app, stack_name(env_name, "Logs"), config=config, vpc=vpc, database=database, **named("Logs"))
+    fleet = FleetStack(
+        app,
+        stack_name(env_name, "Fleet"),
+        config=config,
+        vpc=vpc,
+        **named("Fleet"),
+    )
+    listener = ListenerStack(
+        app,
+        stack_name(env_name, "Listener"),
+        config=config,
+        vpc=vpc,
+        database=database,
+        client_security_group=fleet.security_group,
+        **named("Listener"),
+    )
+    api = ApiStack(
+        app,
+        stack_name(env_name, "Api"),
+        config=config,
+        vpc=vpc,
+        database=database,
+        fleet=fleet,
+        logs_stack=logs,
+        listener=listener,
+        **named("Api"),
+    )
+    deployment = Deployment(network, database, logs, fleet, listener, api)
+    for stack in deployment.stacks:
+        # (A proxy target group takes no tags: CloudFormation rejects them.)
+        Tags.of(stack).add(DEPLOYMENT_TAG, env_name, exclude_resource_types=["AWS::RDS::DBProxyTargetGroup"])
+    return deployment

@@ -1,0 +1,106 @@
+"""The client VMs' launch template: the configured AMI and instance type, an encrypted gp3 root
+volume, IMDSv2 only, a security group without any inbound rule, and an instance profile that
+can do no more than Session Manager and shipping logs to the client log group."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from lablink.config import LablinkConfig
+from lablink.userdata import client_log_group
+from stacks.constants import (
+    CLIENT_ROOT_DEVICE,
+    CLIENT_ROOT_VOLUME_GIB,
+    DEFAULT_CLIENT_AMI_PARAMETER,
+    resource_name,
+)
+from stacks.nag import acknowledge, nag_arn
+
+
+class FleetStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: LablinkConfig,
+        vpc: ec2.IVpc,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        env_name = config.app.environment
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "ClientSecurityGroup",
+            vpc=vpc,
+            description="LabLink client VMs: no inbound at all (CRD is outbound, SSM replaces SSH)",
+            allow_all_outbound=True,
+        )
+
+        self.role = iam.Role(
+            self,
+            "ClientRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="LabLink client VMs: Session Manager and the client log group only",
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")],
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
+            "AmazonSSMManagedInstanceCore is AWS's maintained minimum for Session Manager, which "
+            "replaces SSH on client VMs that have no inbound port.",
+        )
+        # The CloudWatch agent writes one stream per VM into the client log group, nothing else.
+        # (The group is the Logs stack's; its ARN follows from its name.)
+        log_group_arn = self.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=client_log_group(config),
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[log_group_arn, f"{log_group_arn}:log-stream:*"],
+            )
+        )
+        acknowledge(
+            self.role,
+            f"AwsSolutions-IAM5[Resource::{nag_arn(self, 'logs', f'log-group:{client_log_group(config)}:log-stream:*')}]",
+            "Each VM creates its own stream (named by hostname) when it boots, so the streams "
+            "of the one client log group cannot be listed in advance.",
+        )
+
+        image = (
+            ec2.MachineImage.generic_linux({config.app.region: config.machine.ami_id})
+            if config.machine.ami_id
+            else ec2.MachineImage.from_ssm_parameter(DEFAULT_CLIENT_AMI_PARAMETER, os=ec2.OperatingSystemType.LINUX)
+        )
+        self.image_id = image.get_image(self).image_id
+        self.launch_template = ec2.LaunchTemplate(
+            self,
+            "ClientLaunchTemplate",
+            launch_template_name=resource_name(env_name, "client-vm"),
+            machine_image=image,
+            instance_type=ec2.InstanceType(config.machine.machine_type),
+            role=self.role,
+            security_group=self.security_group,
+            require_imdsv2=True,
+            # The client's container reaches the instance metadata through one more hop.
+            http_put_response_hop_limit=2,
+            block_devices=[
+                ec2.BlockDevice(
+                    device_name=CLIENT_ROOT_DEVICE,
+                    volume=ec2.BlockDeviceVolume.ebs(
+                        CLIENT_ROOT_VOLUME_GIB,
+                        encrypted=True,
+                        volume_type=ec2.EbsDeviceVolumeType.GP3,
+                        delete_on_termination=True,
+                    ),
+                )
+            ],
+        )
