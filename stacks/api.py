@@ -295,7 +295,7 @@ class ApiStack(Stack):
             "Unauthorized",
             type=apigw.ResponseType.UNAUTHORIZED,
             status_code="401",
-            response_headers={"WWW-Authenticate": f"'Basic realm=\"{BASIC_REALM}\", charset=\"UTF-8\"'"},
+            response_headers={"WWW-Authenticate": f'\'Basic realm="{BASIC_REALM}", charset="UTF-8"\''},
             templates=body,
         )
         api.add_gateway_response("Default4xx", type=apigw.ResponseType.DEFAULT_4_XX, templates=body)
@@ -338,4 +338,3 @@ def _public_reason(route: Route) -> str:
 
 def _construct_id(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_")) + "Function"
-

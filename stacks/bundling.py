@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -63,7 +63,9 @@ def _copy_package(python_dir: Path) -> None:
     (package / "sql").mkdir(exist_ok=True)
     for migration in _files(SQL_DIR, "*.sql"):
         shutil.copy2(migration, package / "sql" / migration.name)
-    shutil.copytree(CLIENT_DIR, package / "client_files", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"))
+    shutil.copytree(
+        CLIENT_DIR, package / "client_files", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests")
+    )
 
 
 def _drop_runtime_sdk(python_dir: Path) -> None:

@@ -30,9 +30,7 @@ from stacks.nag import acknowledge
 
 
 class DatabaseStack(Stack):
-    def __init__(
-        self, scope: Construct, construct_id: str, *, config: LablinkConfig, vpc: ec2.IVpc, **kwargs
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: LablinkConfig, vpc: ec2.IVpc, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         deploy = config.deploy
         env_name = config.app.environment

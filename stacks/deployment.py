@@ -37,7 +37,11 @@ def build_deployment(app: App, config: LablinkConfig) -> Deployment:
     env = Environment(account=config.deploy.account, region=config.app.region)
 
     def named(part: str) -> dict:
-        return {"stack_name": stack_name(env_name, part), "env": env, "description": f"LabLink {env_name}: {part.lower()}"}
+        return {
+            "stack_name": stack_name(env_name, part),
+            "env": env,
+            "description": f"LabLink {env_name}: {part.lower()}",
+        }
 
     network = NetworkStack(app, stack_name(env_name, "Network"), config=config, **named("Network"))
     vpc = network.vpc

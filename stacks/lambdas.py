@@ -115,4 +115,3 @@ class LablinkFunction(Construct):
         )
         # The role's policies must exist before the function, or its first cold start fails.
         self.function.node.add_dependency(self.role)
-

@@ -171,13 +171,17 @@ class ListenerStack(Stack):
             "Internal load balancer for the listener's long polls; every request is logged by the "
             "listener itself, so ELB access logs (and their bucket) would only duplicate them.",
         )
-        http = self.load_balancer.add_listener("Http", port=LISTENER_LB_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False)
+        http = self.load_balancer.add_listener(
+            "Http", port=LISTENER_LB_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False
+        )
         http.add_targets(
             "Tasks",
             port=LISTENER_PORT,
             protocol=elbv2.ApplicationProtocol.HTTP,
             targets=[self.service],
-            health_check=elbv2.HealthCheck(path=LISTENER_HEALTH_PATH, healthy_http_codes="200", interval=Duration.seconds(15)),
+            health_check=elbv2.HealthCheck(
+                path=LISTENER_HEALTH_PATH, healthy_http_codes="200", interval=Duration.seconds(15)
+            ),
             deregistration_delay=Duration.seconds(30),
         )
         self.url = f"http://{self.load_balancer.load_balancer_dns_name}"
