@@ -167,3 +167,25 @@ def test_the_agent_carries_on_when_the_api_fails_for_a_while(own_stack, host, ag
     assert status == 200, answer
     wait_until(host.start_host_calls, message="start-host\n" + agent.log())
     assert agent.process.poll() is None
+
+
+def test_a_restarted_agent_neither_reruns_the_assignment_nor_reposts_its_metrics(stack, vm, host, agents, tmp_path):
+    """A reboot restarts the agent service (and the container, by its restart policy)."""
+    agent, _ = start_agent(agents, host, vm, tmp_path, stack.api_url, stack.listener_url)
+    running(stack, vm, agent)
+    status, _ = stack.request_vm("katherine@example.org", command())
+    assert status == 200
+    wait_until(lambda: "Chrome Remote Desktop started" in agent.log(), message="CRD started\n" + agent.log())
+    container_end = stack.row(vm.hostname)["containerendtime"]
+    agent.stop()
+
+    again = AgentProcess(host, vm, stack.api_url, stack.listener_url, "soft", tmp_path).start(
+        container_start=time.time()
+    )
+    agents.append(again)
+    wait_until(lambda: again.log().count("reported running") >= 2, message="second start\n" + again.log())
+    time.sleep(1)  # several polls: the listener keeps answering the command already run
+    assert len(host.start_host_calls()) == 1
+    row = stack.row(vm.hostname)
+    assert row["status"] == "assigned"
+    assert row["containerendtime"] == container_end

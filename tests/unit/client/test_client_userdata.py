@@ -157,8 +157,8 @@ def _long_startup_script(lines: int) -> str:
 
 
 def test_a_long_startup_script_is_compressed_under_the_limit(tmp_path):
-    content = _long_startup_script(1500)
-    assert len(content) > 3 * USER_DATA_LIMIT
+    content = _long_startup_script(800)
+    assert len(content) > 2 * USER_DATA_LIMIT
     path = tmp_path / "long.sh"
     path.write_text(content)
     data = render(parse_config({"startup_script": {"path": str(path)}}))
