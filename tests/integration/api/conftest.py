@@ -97,6 +97,6 @@ def dump(database_url):
             capture_output=True,
             text=True,
         ).stdout
-        return "\n".join(line for line in out.splitlines() if not line.startswith("--") and "pg_dump" not in line)
+        return "\n".join(line for line in out.splitlines() if not line.startswith(("--", "\\restrict", "\\unrestrict")))
 
     return take

@@ -4,6 +4,7 @@ API.md, the 1 MiB body limit, and the per-process configuration and database."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import threading
 from collections.abc import Mapping
@@ -94,7 +95,27 @@ def resolve(app: APIGatewayRestResolver, event: dict, context: Any) -> dict:
             "body": '{"error": "The request body is larger than 1 MiB."}',
             "isBase64Encoded": False,
         }
+    if not _body_is_object_or_not_json(event):
+        return {
+            "statusCode": 422,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": '{"error": "The request body must be a JSON object."}',
+            "isBase64Encoded": False,
+        }
     return app.resolve(event, context)
+
+
+def _body_is_object_or_not_json(event: Mapping) -> bool:
+    """Every JSON body of this API is an object. (Powertools would validate the first item
+    of an array body as if it were the body.) Bodies that are not JSON are left to the
+    resolver, which refuses them."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    if not event.get("body") or not headers.get("content-type", "application/json").startswith("application/json"):
+        return True
+    try:
+        return isinstance(json.loads(decoded_body(event)), dict)
+    except ValueError:
+        return True
 
 
 def decoded_body(event: Mapping) -> str:
