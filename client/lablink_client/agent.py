@@ -172,7 +172,7 @@ class Agent:
         while not self.stop.is_set():
             try:
                 answer = self.client.wait_for_assignment()
-            except (OSError, ValueError) as error:
+            except OSError as error:
                 problem = f"{type(error).__name__}: {error}"
             else:
                 body = answer.body if isinstance(answer.body, dict) else {}
@@ -194,11 +194,14 @@ class Agent:
         log.info("agent started for %s", self.settings.hostname)
         self.gpu.start()
         self.in_use.start()
-        self.wait_until_ready()
-        self.report_ready()
+        ready = False
         while not self.stop.is_set():
             try:
+                if not ready:
+                    self.wait_until_ready()
+                    self.report_ready()
+                    ready = True
                 self.wait_for_assignments()
-            except Exception:  # a bug must not end the wait: log it and carry on
-                log.exception("assignment loop failed; restarting it")
-                self.stop.wait(self.settings.retry_min_seconds)
+            except Exception:  # a bug must not end the agent: log it and carry on
+                log.exception("agent loop failed; starting it again")
+                self.stop.wait(self.settings.retry_max_seconds)

@@ -3,6 +3,7 @@ and retries with jittered exponential backoff."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -69,6 +70,8 @@ class Client:
             finally:
                 error.close()
             return Response(error.code, _json(raw))
+        except http.client.HTTPException as error:  # a cut or garbled answer: a network error too
+            raise OSError(f"{type(error).__name__}: {error}") from error
 
     def api(self, path: str) -> str:
         return self.settings.api_url.rstrip("/") + path
@@ -88,7 +91,7 @@ class Client:
                 if answer.status not in RETRYABLE_STATUSES:
                     log.error("POST %s refused: %s", path, problem)
                     return False
-            except (OSError, ValueError) as error:  # ValueError: http.client's garbled answers
+            except OSError as error:
                 problem = f"{type(error).__name__}: {error}"
             if attempts is not None and tries >= attempts:
                 log.error("POST %s failed %d times, giving up: %s", path, tries, problem)

@@ -24,6 +24,10 @@ class StandIn(ThreadingHTTPServer):
                 body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
                 self.requests.append((handler.path, handler.headers["Authorization"], body))
                 status = self.statuses.pop(0) if self.statuses else 200
+                if status == 0:  # an answer cut short: headers promise more than is sent
+                    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+                    handler.close_connection = True
+                    return
                 payload = json.dumps({"error": "boom"} if status >= 400 else {"message": "ok"}).encode()
                 handler.send_response(status)
                 handler.send_header("Content-Length", str(len(payload)))
@@ -62,10 +66,10 @@ def client_for(url: str) -> Client:
     return Client(settings)
 
 
-@pytest.mark.parametrize("server", [[500, 503, 404, 401]], indirect=True)
+@pytest.mark.parametrize("server", [[500, 503, 404, 401, 0]], indirect=True)
 def test_failures_that_may_heal_are_retried_until_it_works(server):
     assert client_for(server.url).report_status("running")
-    assert len(server.requests) == 5
+    assert len(server.requests) == 6
     assert {(path, auth) for path, auth, _ in server.requests} == {("/prod/api/vm-status", "Bearer secret-token-123")}
     assert server.requests[-1][2] == {"hostname": "lablink-vm-dev-1", "status": "running"}
 
