@@ -72,17 +72,18 @@ class Watcher(threading.Thread):
         reported = object()  # nothing reported yet
         while not self.stop.is_set():
             self.wake.clear()
+            force, self.force = self.force, False
             try:
                 value = self.probe()
-                if value != reported or self.force:
-                    force = self.force
+                if value != reported or force:
                     if self.send(value):
                         log.info("%s: reported %s", self.name, value)
                         reported = value
-                        if force:
-                            self.force = False
+                    elif force:
+                        self.force = True  # the next check tries again
             except Exception:  # never let a check end the watcher
                 log.exception("%s: check failed", self.name)
+                self.force = self.force or force
             self.wake.wait(self.interval)
 
 
