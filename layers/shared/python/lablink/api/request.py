@@ -4,13 +4,14 @@ by the page's form post (which is answered with an HTML page and the same status
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Form
 from email_validator import EmailNotValidError, validate_email
 
-from lablink.api.http import ApiError, database, error_response, make_resolver
+from lablink.api.http import ApiError, database, decoded_body, error_response, make_resolver
 from lablink.api.models import AssignmentOut, Count
 from lablink.crd import MAX_LENGTH as CRD_MAX_LENGTH
 from lablink.crd import CrdCommandError, parse_crd_command
@@ -33,7 +34,16 @@ def _html(status: int, text: str) -> Response:
 
 
 def _form_error(status: int, message: str) -> Response:
-    return _html(status, index_page(app.current_event.raw_event, database("request").count_unassigned_vms(), error=message))
+    """The request page again, with the error and what the researcher typed."""
+    typed = dict(parse_qsl(decoded_body(app.current_event.raw_event), keep_blank_values=True))
+    page = index_page(
+        app.current_event.raw_event,
+        database("request").count_unassigned_vms(),
+        error=message,
+        email=typed.get("email", "")[:EMAIL_MAX_LENGTH],
+        crd_command=typed.get("crd_command", "")[:CRD_MAX_LENGTH],
+    )
+    return _html(status, page)
 
 
 @app.exception_handler(ApiError)
