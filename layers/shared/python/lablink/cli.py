@@ -43,6 +43,21 @@ def _local(args: argparse.Namespace) -> int:
     return run_local(args)
 
 
+def _listener(args: argparse.Namespace) -> int:
+    import dataclasses
+    import os
+
+    from lablink_listener.app import run
+    from lablink_listener.logs import configure_logging
+    from lablink_listener.settings import Settings
+
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    settings = Settings.from_env(config=load_config(args.config))
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    run(dataclasses.replace(settings, **overrides))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lablink", description="LabLink Serverless")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -63,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--config", help="configuration file (default: $LABLINK_CONFIG or built-in defaults)")
     local.add_argument("--port", type=int, default=8000, help="HTTP port of the local gateway")
     local.set_defaults(run=_local)
+
+    listener = commands.add_parser("listener", help="run the listener (long-poll service) on $DATABASE_URL or PG* variables")
+    listener.add_argument("--config", help="configuration file (default: $LABLINK_CONFIG_JSON, $LABLINK_CONFIG or built-in defaults)")
+    listener.add_argument("--host", help="address to bind (default: $LISTENER_HOST or 127.0.0.1)")
+    listener.add_argument("--port", type=int, help="port (default: $LISTENER_PORT or 8080)")
+    listener.set_defaults(run=_listener)
     return parser
 
 
