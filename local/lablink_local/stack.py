@@ -1,33 +1,284 @@
-"""`lablink local`: run the system on this machine.
+"""`lablink local`: the whole system on this machine, no AWS account needed.
 
-For now it provides the database: DATABASE_URL's server, or a throwaway cluster, with the
-schema applied; it prints where it runs and stops everything it started on Ctrl-C/SIGTERM.
+- PostgreSQL: DATABASE_URL's server, else a throwaway cluster; a fresh database, migrated.
+- AWS: moto in server mode (EC2, CloudWatch Logs, Secrets Manager) holding the launch
+  template, the client log group and the admin secret the CDK stacks would create.
+- The API: the API Gateway emulator over HTTP, running the real authorizer and functions
+  (the provisioning step runs in-process: LABLINK_PROVISION_INLINE=1).
+- The real listener, as its own process.
+- The client VM log path: each simulated VM's log files shipped to the log group, and the
+  group's subscription delivered to the real log-processor handler.
+- Simulated client VMs: the real agent, as a process per instance the emulator runs.
+
+Every process it starts is stopped on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
 import signal
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
 
-from lablink.config import load_config
-from lablink_local.postgres import create_migrated_database, database_server, drop_database
+from lablink.config import LablinkConfig, load_config
 
-LOCAL_DATABASE = "lablink_local"
+STAGE = "local"
+HOST = "127.0.0.1"
+# The functions' own logs and metrics would drown the console; warnings and errors show.
+QUIET_FUNCTIONS = {
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_SERVICE_NAME": "lablink-local",
+}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+class LocalStack:
+    def __init__(
+        self,
+        config: LablinkConfig,
+        *,
+        port: int = 8000,
+        state_dir: Path = Path(".lablink/local"),
+        admin_password: str,
+        boot_seconds: float = 3.0,
+        log_interval: float = 1.0,
+        progress: Callable[[str], None] = print,
+    ):
+        self.config = config
+        self.port = port
+        self.state_dir = state_dir.resolve()
+        self.admin_password = admin_password
+        self.boot_seconds = boot_seconds
+        self.log_interval = log_interval
+        self.progress = progress
+        self._cleanup = contextlib.ExitStack()
+        self.api_url = ""
+        self.simulator = None
+
+    @property
+    def researcher_url(self) -> str:
+        return self.api_url + "/"
+
+    @property
+    def admin_url(self) -> str:
+        return self.api_url + "/admin"
+
+    def _step(self, text: str, start: Callable[[], str | None]) -> None:
+        began = time.monotonic()
+        self.progress(f"  {text} ...")
+        detail = start()
+        self.progress(f"  {text}: ready in {time.monotonic() - began:.1f} s" + (f" ({detail})" if detail else ""))
+
+    def start(self) -> None:
+        """Start everything (stop() undoes what started, also after a failure here)."""
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+        self.state_dir.mkdir(parents=True)
+        os.environ.update(QUIET_FUNCTIONS)
+        os.environ["LABLINK_CONFIG_JSON"] = self.config.model_dump_json()
+        self._step("PostgreSQL", self._start_database)
+        self._step("AWS emulator (moto: EC2, CloudWatch Logs, Secrets Manager)", self._start_cloud)
+        self._step("listener", self._start_listener)
+        self._step("API gateway (real authorizer and functions)", self._start_gateway)
+        self._step("client VM simulator and log subscription", self._start_vms)
+
+    # -- the parts ----------------------------------------------------------------------------
+
+    def _start_database(self) -> str:
+        from lablink_local.postgres import create_migrated_database, database_server, drop_database
+
+        admin_url = self._cleanup.enter_context(database_server())
+        name = f"lablink_local_{uuid.uuid4().hex[:8]}"
+        url = create_migrated_database(admin_url, name, self.config.db)
+        self._cleanup.callback(drop_database, admin_url, name)
+        os.environ["DATABASE_URL"] = url
+        return f"database {name}, schema applied"
+
+    def _start_cloud(self) -> str:
+        from lablink_local.cloud import MotoServer, create_resources
+
+        server = MotoServer()
+        endpoint = server.start()
+        self._cleanup.callback(server.stop)
+        self.cloud = create_resources(endpoint, self.config, self.admin_password)
+        os.environ.update(self.cloud.environment())
+        os.environ["LABLINK_PROVISION_INLINE"] = "1"
+        os.environ["CLIENT_SUBNET_IDS"] = ""
+        return endpoint
+
+    def _start_listener(self) -> str:
+        port = free_port()
+        env = {**os.environ, "LISTENER_HOST": HOST, "LISTENER_PORT": str(port), "LOG_LEVEL": "WARNING"}
+        log_path = self.state_dir / "listener.log"
+        with open(log_path, "ab") as log:
+            # Its own session: a Ctrl-C at the terminal reaches this process only, which then
+            # stops the VMs first and the listener after them.
+            process = subprocess.Popen(
+                [sys.executable, "-m", "lablink_listener"], env=env, stdout=log, stderr=log,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        self._cleanup.callback(_terminate, process)
+        url = f"http://{HOST}:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the listener exited: {log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the listener did not become healthy: see {log_path}")
+            time.sleep(0.1)
+        os.environ["LISTENER_URL"] = url
+        return url
+
+    def _start_gateway(self) -> str:
+        from lablink.runtime import close_databases
+        from lablink_local import gateway
+
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="gateway", daemon=True)
+        thread.start()
+        runner = asyncio.run_coroutine_threadsafe(
+            gateway.start(HOST, self.port, gateway.Gateway(stage=STAGE, region=self.config.app.region)), loop
+        ).result(30)
+
+        def stop() -> None:
+            from lablink import provisioning
+
+            provisioning.wait_inline(timeout=30)
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            close_databases()
+
+        self._cleanup.callback(stop)
+        self.api_url = f"http://{HOST}:{gateway.bound_port(runner)}/{STAGE}"
+        os.environ["API_URL"] = self.api_url
+        return self.api_url
+
+    def _start_vms(self) -> str:
+        # Imported here: they load the functions' Powertools objects, which read the
+        # environment set above.
+        from lablink_local.cloud import session
+        from lablink_local.cloudlogs import LogShipper, SubscriptionForwarder
+        from lablink_local.gateway import LambdaContext, load_function
+        from lablink_local.vms import VmSimulator
+
+        aws = session(self.cloud.endpoint_url, self.cloud.region)
+        logs = aws.client("logs", endpoint_url=self.cloud.endpoint_url)
+        log_processor = load_function("log_processor")
+
+        def deliver(event: dict) -> None:
+            log_processor.handler(event, LambdaContext("log_processor"))
+
+        forwarder = SubscriptionForwarder(logs, self.cloud.client_log_group, deliver, self.log_interval)
+        shipper = LogShipper(aws.client("logs", endpoint_url=self.cloud.endpoint_url), self.cloud.client_log_group, self.log_interval)
+        self.simulator = VmSimulator(
+            aws.client("ec2", endpoint_url=self.cloud.endpoint_url),
+            self.config.app.environment,
+            self.state_dir,
+            shipper.add,
+            boot_seconds=self.boot_seconds,
+        )
+        for part in (forwarder, shipper, self.simulator):
+            part.start()
+            self._cleanup.callback(part.stop)  # stopped in reverse: VMs, shipper, forwarder
+        return f"VM files in {self.state_dir / 'vms'}"
+
+    def stop(self) -> None:
+        self._cleanup.close()
+
+
+def _terminate(process: subprocess.Popen, timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def banner(stack: LocalStack) -> str:
+    return "\n".join(
+        [
+            "",
+            "LabLink is running on this machine.",
+            f"  researcher page:  {stack.researcher_url}",
+            f"  admin dashboard:  {stack.admin_url}",
+            "  admin user:       admin",
+            f"  admin password:   {stack.admin_password}",
+            f"  admin CLI:        export LABLINK_URL={stack.api_url} LABLINK_ADMIN_PASSWORD={stack.admin_password}",
+            "                    .venv/bin/lablink launch 5; .venv/bin/lablink vms",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+    )
+
+
+def _raise_interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 def main(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    print("starting PostgreSQL ...", flush=True)
-    with database_server() as admin_url:
-        drop_database(admin_url, LOCAL_DATABASE)
-        url = create_migrated_database(admin_url, LOCAL_DATABASE, config.db)
-        print(f"database ready, schema applied: DATABASE_URL={url}", flush=True)
-        print("press Ctrl-C to stop", flush=True)
-        stop.wait()
-        print("stopping ...", flush=True)
-        drop_database(admin_url, LOCAL_DATABASE)
+    password = os.environ.get("LABLINK_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    stack = LocalStack(
+        config,
+        port=args.port,
+        state_dir=Path(args.state_dir),
+        admin_password=password,
+        boot_seconds=args.vm_boot_seconds,
+        progress=say,
+    )
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops it like Ctrl-C
+    say("starting LabLink locally (embedded defaults, no AWS account needed)")
+    try:
+        stack.start()
+        say(banner(stack))
+        if args.demo:
+            from lablink_local.demo import run_demo
+
+            threading.Thread(target=run_demo, args=(stack, say), name="demo", daemon=True).start()
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # A second Ctrl-C must not cut the clean-up short (that would leave processes behind).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        say("stopping: VMs, log subscription, gateway, listener, AWS emulator, database ...")
+        stack.stop()
+        say("stopped; nothing left running")
     return 0

@@ -76,8 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = commands.add_parser("local", help="run the system on this machine")
     local.add_argument("--config", help="configuration file (default: $LABLINK_CONFIG or built-in defaults)")
-    local.add_argument("--port", type=int, default=8000, help="HTTP port of the local gateway")
+    local.add_argument("--port", type=int, default=8000, help="HTTP port of the local gateway (0: any free port)")
+    local.add_argument("--demo", action="store_true", help="launch 5 VMs and request 3 of them as three researchers")
+    local.add_argument("--state-dir", default=".lablink/local", help="where the simulated VMs and the services keep their logs")
+    local.add_argument("--vm-boot-seconds", type=float, default=3.0, help="simulated boot time of a VM (jittered)")
     local.set_defaults(run=_local)
+
+    from lablink.admin_client import add_commands
+
+    add_commands(commands)
 
     listener = commands.add_parser("listener", help="run the listener (long-poll service) on $DATABASE_URL or PG* variables")
     listener.add_argument("--config", help="configuration file (default: $LABLINK_CONFIG_JSON, $LABLINK_CONFIG or built-in defaults)")
@@ -97,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
