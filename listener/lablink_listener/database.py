@@ -105,21 +105,25 @@ class Listen:
     async def _run(self) -> None:
         failures = 0
         while True:
+            connects = self.connects
             try:
                 await self._session()
-                failures = 0
             except UNAVAILABLE as error:
-                failures += 1
-                logger.warning("LISTEN connection failed", extra={"error": repr(error), "failures": failures})
+                logger.warning("LISTEN connection failed", extra={"error": repr(error)})
+            except Exception:
+                # Anything else (a permission, a missing table) is retried the same way:
+                # /healthz says 503 meanwhile, which is what the operator must see.
+                logger.exception("LISTEN session failed")
+            failures = 0 if self.connects > connects else failures + 1
             delay = self._backoff(failures)
             logger.info("reconnecting", extra={"delay_seconds": round(delay, 3)})
             await asyncio.sleep(delay)
 
     def _backoff(self, failures: int) -> float:
-        """Full jitter: uniform in [0, min(cap, initial * 2^failures)], so that many
-        listener tasks losing the same database do not reconnect in lockstep."""
+        """Capped exponential backoff with jitter: uniform in [ceiling / 2, ceiling], so that
+        many listener tasks losing the same database do not reconnect in lockstep."""
         ceiling = min(self._settings.reconnect_max_seconds, self._settings.reconnect_initial_seconds * 2**failures)
-        return random.uniform(0, ceiling)
+        return random.uniform(ceiling / 2, ceiling)
 
     async def _session(self) -> None:
         conn = await asyncpg.connect(

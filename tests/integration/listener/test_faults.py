@@ -1,0 +1,141 @@
+"""No assignment is lost: the LISTEN connection killed, PostgreSQL restarted, the listener
+down, clients that disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+
+from lablink.repository import Database
+from lablink_listener.settings import LISTEN_APPLICATION_NAME
+from lablink_local.postgres import LocalPostgres, create_migrated_database
+from tests.integration.listener.conftest import add_vm, poll, wait_for
+
+COMMAND = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Ab-fault" --name=$(hostname)'
+N = 100
+
+
+async def _wait_async(predicate, timeout: float = 20.0) -> None:
+    await asyncio.to_thread(wait_for, predicate, timeout)
+
+
+async def _long_poll(session: aiohttp.ClientSession, url: str, hostname: str, token: str) -> dict:
+    async with session.post(url + "/vm_startup", json={"hostname": hostname},
+                            headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 200
+        return json.loads(await response.read())
+
+
+def _wait_kill_assign(listener, db: Database, tokens: dict[str, str], fault) -> tuple[dict, dict]:
+    """N VMs wait; ``fault()`` runs; every VM is assigned at once. Returns what each client
+    received and what each assignment stored."""
+
+    async def scenario():
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+            polls = {h: asyncio.create_task(_long_poll(session, listener.url, h, t)) for h, t in tokens.items()}
+            await _wait_async(lambda: listener.waiters() == len(tokens))
+            await asyncio.to_thread(fault)
+            assignments = {}
+            for i in range(len(tokens)):
+                assignment = await asyncio.to_thread(db.assign_vm, f"researcher{i}@example.org", COMMAND)
+                assignments[assignment.hostname] = assignment.pin
+            received = dict(zip(polls, await asyncio.wait_for(asyncio.gather(*polls.values()), 30)))
+            return received, assignments
+
+    return asyncio.run(scenario())
+
+
+def _assert_all_delivered(received: dict, assignments: dict) -> None:
+    assert len(assignments) == N
+    assert received == {h: {"status": "success", "pin": pin, "command": COMMAND} for h, pin in assignments.items()}
+
+
+def test_listen_connection_killed_then_every_vm_assigned_all_delivered(db, start_listener):
+    # A reconnect delay of at least 1 s puts the assignments inside the outage: only the
+    # reconcile after the reconnect can deliver them.
+    listener = start_listener(reconnect_initial_seconds=2.0, reconnect_max_seconds=2.0)
+    tokens = {f"vm-{i}": add_vm(db, f"vm-{i}") for i in range(N)}
+    killed = []
+
+    def kill_listen_connection():
+        killed.append(db.terminate_sessions(LISTEN_APPLICATION_NAME))
+        wait_for(lambda: listener.health()[0] == 503, timeout=5)
+
+    received, assignments = _wait_kill_assign(listener, db, tokens, kill_listen_connection)
+
+    assert killed == [1]
+    _assert_all_delivered(received, assignments)
+    wait_for(lambda: listener.health() == (200, {"status": "ok", "waiters": 0}))
+    assert db.count_sessions(LISTEN_APPLICATION_NAME) >= 1
+
+
+def test_postgres_restart_then_every_vm_assigned_all_delivered(start_listener):
+    server = LocalPostgres()
+    server.start()
+    try:
+        url = create_migrated_database(server.url, "lablink_restart")
+        db = Database(url, actor="test")
+        listener = start_listener(dsn=url)
+        tokens = {f"vm-{i}": add_vm(db, f"vm-{i}") for i in range(N)}
+
+        received, assignments = _wait_kill_assign(listener, db, tokens, lambda: server.restart(down_seconds=0.5))
+
+        _assert_all_delivered(received, assignments)
+        # The lookup pool recovered too: a poll after the restart is answered from the row.
+        hostname = next(iter(assignments))
+        assert poll(listener, hostname, tokens[hostname]).json()["pin"] == assignments[hostname]
+        db.close()
+    finally:
+        server.stop()
+
+
+def test_assignments_made_while_the_listener_is_down_are_delivered_when_vms_poll_again(db, start_listener):
+    tokens = {f"vm-{i}": add_vm(db, f"vm-{i}") for i in range(5)}
+    first = start_listener()
+    first.stop()
+    assignments = {}
+    for i in range(5):
+        assignment = db.assign_vm(f"researcher{i}@example.org", COMMAND)
+        assignments[assignment.hostname] = assignment.pin
+
+    second = start_listener()
+    for hostname, token in tokens.items():
+        result = poll(second, hostname, token)
+        assert result.json() == {"status": "success", "pin": assignments[hostname], "command": COMMAND}
+        assert result.finished - result.started < 1.0
+
+
+@pytest.mark.parametrize("clients", [1000])
+def test_clients_that_connect_and_drop_leave_no_waiter(db, start_listener, clients):
+    # Heartbeats far apart: a dropped client is noticed by the server, not by a failed write.
+    listener = start_listener(heartbeat_seconds=120)
+    token = add_vm(db, "vm-1", status="initializing")
+    body = json.dumps({"hostname": "vm-1"}).encode()
+    request = (
+        b"POST /vm_startup HTTP/1.1\r\nHost: listener\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+    async def connect(wait_for_headers: bool):
+        reader, writer = await asyncio.open_connection(listener.settings.host, listener.settings.port)
+        writer.write(request)
+        await writer.drain()
+        if wait_for_headers:
+            assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        return writer
+
+    async def scenario():
+        # Half drop as soon as the request is sent (mid-lookup), half once they are waiting.
+        writers = await asyncio.gather(*(connect(i % 2 == 0) for i in range(clients)))
+        await _wait_async(lambda: listener.waiters() >= clients // 2)
+        for writer in writers:
+            writer.close()
+        await _wait_async(lambda: listener.waiters() == 0, timeout=15)
+
+    asyncio.run(scenario())
+    assert listener.health() == (200, {"status": "ok", "waiters": 0})
