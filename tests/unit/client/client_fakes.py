@@ -16,9 +16,12 @@ PYTHON = sys.executable
 
 
 def write_script(directory: Path, name: str, body: str, interpreter: str = PYTHON) -> Path:
-    path = directory / name
-    path.write_text(f"#!{interpreter}\n{body}")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    """Write an executable script in one step (a rename), so that a program checking it at
+    that moment sees the old one or the new one, never half of one."""
+    path, temporary = directory / name, directory / f".{name}.tmp"
+    temporary.write_text(f"#!{interpreter}\n{body}")
+    temporary.chmod(temporary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    temporary.rename(path)
     return path
 
 
