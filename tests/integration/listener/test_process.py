@@ -1,0 +1,101 @@
+"""`lablink listener` as a process: configuration from the environment, JSON logs, and a
+graceful drain on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from lablink_local.postgres import free_port
+from tests.integration.listener.conftest import add_vm, poll, wait_for
+
+LABLINK = Path(sys.executable).with_name("lablink")
+
+
+class ProcessListener:
+    def __init__(self, port: int):
+        self.url = f"http://127.0.0.1:{port}"
+
+    def health(self) -> tuple[int, dict]:
+        try:
+            response = requests.get(self.url + "/healthz", timeout=5)
+        except requests.ConnectionError:
+            return 0, {}
+        return response.status_code, response.json()
+
+    def waiters(self) -> int:
+        return self.health()[1].get("waiters", -1)
+
+
+@pytest.fixture
+def listener_process(database_url, tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LISTENER_PORT": str(port),
+        "LABLINK_CONFIG_JSON": json.dumps({"listener": {"heartbeat_seconds": 0.2}}),
+    }
+    log = open(tmp_path / "listener.log", "w+")
+    process = subprocess.Popen([str(LABLINK), "listener"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    listener = ProcessListener(port)
+    try:
+        wait_for(lambda: listener.health()[0] == 200 or process.poll() is not None, timeout=30)
+        assert process.poll() is None, (tmp_path / "listener.log").read_text()
+        yield process, listener, tmp_path / "listener.log"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        log.close()
+
+
+def test_sigterm_releases_waiters_and_exits_cleanly(db, listener_process):
+    process, listener, log_path = listener_process
+    token = add_vm(db, "vm-1")
+    with ThreadPoolExecutor(2) as pool:
+        heartbeat = pool.submit(poll, listener, "vm-1", token)
+        bounded = pool.submit(poll, listener, "vm-1", token, wait=30)
+        wait_for(lambda: listener.waiters() == 2)
+        time.sleep(0.5)  # a few heartbeats go out
+
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - signalled < 3
+
+        # The bounded wait is told to come back; the heartbeat stream is cut before any
+        # JSON, which a client treats as any dropped connection: it polls again.
+        answer = bounded.result(timeout=5)
+        assert answer.status == 503 and "poll again" in answer.json()["error"]
+        with pytest.raises(requests.RequestException):
+            heartbeat.result(timeout=5)
+    assert db.get_assignment("vm-1")["crdcommand"] is None
+
+    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    messages = [entry["message"] for entry in entries]
+    assert "LISTEN connection up" in messages and "stopped" in messages
+    assert next(e for e in entries if e["message"] == "draining")["released_waiters"] == 2
+    assert all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries)
+
+
+def test_the_process_delivers_an_assignment(db, listener_process):
+    _, listener, _ = listener_process
+    token = add_vm(db, "vm-1")
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(poll, listener, "vm-1", token)
+        wait_for(lambda: listener.waiters() == 1)
+        time.sleep(0.5)  # heartbeats every 0.2 s, as LABLINK_CONFIG_JSON says
+        assignment = db.assign_vm("ada@example.org", "start-host --code=4/abc")
+        result = waiting.result(timeout=10)
+    assert result.body.startswith(b"  ")
+    assert result.json() == {"status": "success", "pin": assignment.pin, "command": "start-host --code=4/abc"}
