@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import functools
 import gzip
 import io
 import json
@@ -71,8 +72,14 @@ def _without_docs(source: str) -> str:
 
 def agent_archive(directory: Path | None = None) -> bytes:
     """The client agent as a reproducible .tar.gz of a runnable directory
-    (`python3 <dir> --settings FILE run`): __main__.py and lablink_client/*.py."""
-    package = (directory or client_dir()) / AGENT_PACKAGE
+    (`python3 <dir> --settings FILE run`): __main__.py and lablink_client/*.py. Built once
+    per process: a launch renders it into every VM's user data."""
+    return _agent_archive(directory or client_dir())
+
+
+@functools.lru_cache(maxsize=4)
+def _agent_archive(directory: Path) -> bytes:
+    package = directory / AGENT_PACKAGE
     sources = sorted(package.glob("*.py"))
     if not sources:
         raise UserDataError(f"the client agent is missing: no {AGENT_PACKAGE}/*.py in {package.parent}")
