@@ -2,8 +2,8 @@
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from lablink.api.http import resolve
 from lablink.api.admin import app
+from lablink.api.http import resolve
 from lablink.observability import logger, metrics, tracer
 
 

@@ -1,9 +1,9 @@
 """The REQUEST authorizer of the REST API: admin HTTP Basic or a VM's bearer token, by the
 auth kind lablink.routes gives the route (see lablink.auth)."""
 
-from lablink.api.http import database
 from lablink.auth import Unauthorized, authorize
 from lablink.observability import logger
+from lablink.runtime import database
 
 
 @logger.inject_lambda_context

@@ -1,8 +1,8 @@
 """CloudWatch Logs subscription -> the VM log tables (see lablink.logs)."""
 
-from lablink.api.http import database
 from lablink.logs import MalformedBatch, ingest
 from lablink.observability import count, logger, metrics, tracer
+from lablink.runtime import database
 
 
 @logger.inject_lambda_context

@@ -2,8 +2,8 @@
 asynchronously by the launch function through lablink.provisioning.start_async."""
 
 from lablink import provisioning
-from lablink.api.http import config, database
 from lablink.observability import logger, tracer
+from lablink.runtime import config, database
 
 
 @logger.inject_lambda_context

@@ -8,14 +8,13 @@ import subprocess
 
 import boto3
 import pytest
+from api_support import ADMIN_PASSWORD, CONFIG, ENVIRONMENT
 from moto import mock_aws
 
-from lablink import provisioning
-from lablink.api import http
+from lablink import provisioning, runtime
 from lablink.tokens import hash_token
 from lablink_local.gateway import Gateway
 
-from api_support import ADMIN_PASSWORD, CONFIG, ENVIRONMENT
 
 @pytest.fixture
 def aws(monkeypatch):
@@ -62,7 +61,7 @@ def api_env(monkeypatch, aws, launch_template, database_url):
         monkeypatch.setenv(key, value)
     yield
     provisioning.wait_inline(timeout=60)
-    http.close_databases()
+    runtime.close_databases()
 
 
 @pytest.fixture

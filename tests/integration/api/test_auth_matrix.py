@@ -4,8 +4,8 @@ gives the status API.md promises (401 with WWW-Authenticate: Basic, 403 for anot
 from __future__ import annotations
 
 import pytest
-
 from api_support import ADMIN, ADMIN_PASSWORD, basic, bearer
+
 from lablink.routes import ROUTES, Auth
 
 # A request per route that succeeds with the right credentials: (path, json body, status).

@@ -7,8 +7,8 @@ import asyncio
 import base64
 
 import aiohttp
-
 from api_support import ADMIN, bearer
+
 from lablink_local import gateway as gateway_module
 from lablink_local.gateway import Gateway
 

@@ -7,10 +7,9 @@ import json
 
 import boto3
 import pytest
-
 from api_support import ADMIN, ENVIRONMENT, instances_of, token_in_user_data, user_data_of
-from lablink import provisioning
-from lablink.api import http
+
+from lablink import provisioning, runtime
 
 
 @pytest.fixture
@@ -56,7 +55,7 @@ def test_launch_50_then_rerun_then_destroy_twice(gateway, db, ec2):
 
     # Lambda may run an asynchronous step again: nothing new starts, progress is not recounted.
     payload = {"kind": "launch", "operation_id": accepted["operation_id"], "hostnames": hostnames}
-    result = provisioning.run_step(payload, http.database("test"), http.config())
+    result = provisioning.run_step(payload, runtime.database("test"), runtime.config())
     assert result == {"launched": 0, "failed": 0, "skipped": 50}
     assert len(instances_of(ec2, ENVIRONMENT)) == 50
     assert operation(gateway, accepted["operation_id"])["done"] == 50
@@ -89,8 +88,8 @@ def test_a_step_interrupted_after_run_instances_adopts_the_instance(gateway, db,
     db.set_instance(hostname, None)  # as if the step had stopped before set_instance
     result = provisioning.run_step(
         {"kind": "launch", "operation_id": accepted["operation_id"], "hostnames": accepted["hostnames"]},
-        http.database("test"),
-        http.config(),
+        runtime.database("test"),
+        runtime.config(),
     )
     assert result["launched"] == 1 and result["skipped"] == 1
     assert db.get_instance_ids([hostname])[hostname] == instance_id

@@ -4,8 +4,8 @@ data, researchers are assigned, the admin reads it all, destroy."""
 from __future__ import annotations
 
 import boto3
-
 from api_support import ADMIN, ENVIRONMENT, bearer, instances_of, token_in_user_data, user_data_of
+
 from lablink import provisioning
 
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from lablink.api import http
+from lablink import runtime
 from lablink_local.gateway import LambdaContext, load_function
 
 GROUP = "/lablink/test/client-vms"
@@ -41,7 +41,7 @@ def process(monkeypatch, database_url):
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LabLinkTest")
     handler = load_function("log_processor").handler
     yield lambda event: handler(event, LambdaContext("log_processor"))
-    http.close_databases()
+    runtime.close_databases()
 
 
 def events(n: int, start: int = 0, prefix: str = "line") -> list[tuple[str, int, str]]:

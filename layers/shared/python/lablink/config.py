@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 CONFIG_ENV_FILE = "LABLINK_CONFIG"
@@ -125,6 +124,8 @@ def parse_config(data: object, source: str = "config") -> LablinkConfig:
 
 
 def load_config_file(path: str | os.PathLike) -> LablinkConfig:
+    import yaml  # only files are YAML; Lambda functions get JSON (faster cold start)
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

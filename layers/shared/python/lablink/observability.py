@@ -18,7 +18,9 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "LabLink"
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
-tracer = Tracer()
+# No auto-patching: it imports every library X-Ray can patch on a cold start. The
+# functions that call AWS patch botocore themselves (provisioning.aws_client).
+tracer = Tracer(auto_patch=False)
 metrics = Metrics(namespace=NAMESPACE)
 
 

@@ -46,17 +46,15 @@ def start_async(payload: Mapping) -> None:
         _inline_threads.append(thread)
         thread.start()
         return
-    import boto3
-
     function = os.environ.get(FUNCTION_ENV)
     if not function:
         raise RuntimeError(f"{FUNCTION_ENV} is not set")
-    boto3.client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(payload).encode())
+    aws_client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(payload).encode())
 
 
 def _run_inline(payload: dict) -> None:
-    from lablink.api.http import config
     from lablink.repository import database_url
+    from lablink.runtime import config
 
     cfg = config()
     db = Database(database_url(), cfg.db, actor="provision")
@@ -92,10 +90,19 @@ def run_step(payload: Mapping, db: Database, cfg: LablinkConfig) -> dict:
     raise ValueError(f"unknown provisioning step kind {kind!r}")
 
 
-def _ec2(cfg: LablinkConfig):
+def aws_client(service: str, region: str | None = None):
+    """A boto3 client, its calls traced by X-Ray (botocore is patched on first use only:
+    the functions that never call AWS do not pay for importing it)."""
     import boto3
 
-    return boto3.client("ec2", region_name=cfg.app.region)
+    from lablink.observability import tracer
+
+    tracer.patch(["botocore"])
+    return boto3.client(service, region_name=region) if region else boto3.client(service)
+
+
+def _ec2(cfg: LablinkConfig):
+    return aws_client("ec2", cfg.app.region)
 
 
 def client_token(operation_id: str, hostname: str, token_hash: str) -> str:

@@ -12,11 +12,12 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from lablink.api.http import ApiError, database, make_resolver
+from lablink.api.http import ApiError, make_resolver
 from lablink.api.models import VmLogsOut, VmStatusOut
 from lablink.models import HOSTNAME_PATTERN
 from lablink.pages.admin import admin_page
 from lablink.repository import UnknownVm
+from lablink.runtime import database
 
 app = make_resolver()
 

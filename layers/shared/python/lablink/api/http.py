@@ -1,12 +1,10 @@
-"""What every API function shares: the resolver with validation and the error format of
-API.md, the 1 MiB body limit, and the per-process configuration and database."""
+"""What every API function shares: the resolver with validation, the error format of
+API.md and the 1 MiB body limit."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,9 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 
-from lablink.config import LablinkConfig, load_config
 from lablink.observability import logger
-from lablink.repository import Database, database_url
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -121,39 +117,3 @@ def _body_is_object_or_not_json(event: Mapping) -> bool:
 def decoded_body(event: Mapping) -> str:
     body = event.get("body") or ""
     return base64.b64decode(body).decode("utf-8", "replace") if event.get("isBase64Encoded") else body
-
-
-# -- per-process configuration and database ----------------------------------------------
-# Keyed by what the environment says now, so a changed environment (tests, the local
-# stack) gets its own; in Lambda this is one of each per execution environment.
-
-_lock = threading.Lock()
-_configs: dict[str, LablinkConfig] = {}
-_databases: dict[tuple[str, str, int], Database] = {}
-
-
-def config() -> LablinkConfig:
-    key = os.environ.get("LABLINK_CONFIG_JSON", "") + "\0" + os.environ.get("LABLINK_CONFIG", "")
-    with _lock:
-        if key not in _configs:
-            _configs[key] = load_config()
-        return _configs[key]
-
-
-def database(actor: str = "api") -> Database:
-    """One connection per process and thread (the inline provisioning thread gets its own)."""
-    cfg = config()
-    key = (database_url(), cfg.db.table_name + "\0" + actor, threading.get_ident())
-    with _lock:
-        if key not in _databases:
-            _databases[key] = Database(key[0], cfg.db, actor=actor)
-        return _databases[key]
-
-
-def close_databases() -> None:
-    """Close every cached connection (tests between databases, local stack shutdown)."""
-    with _lock:
-        databases = list(_databases.values())
-        _databases.clear()
-    for db in databases:
-        db.close()

@@ -9,10 +9,11 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from lablink import provisioning
-from lablink.api.http import ApiError, config, database, make_resolver
+from lablink.api.http import ApiError, make_resolver
 from lablink.api.models import DestroyRequest, LaunchRequest, OperationAccepted, OperationOut
 from lablink.observability import logger
 from lablink.repository import FleetFull
+from lablink.runtime import config, database
 
 app = make_resolver()
 

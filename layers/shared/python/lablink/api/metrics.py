@@ -7,10 +7,11 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from lablink.api.http import ApiError, database, make_resolver
+from lablink.api.http import ApiError, make_resolver
 from lablink.api.models import GpuHealthReport, InUseReport, Message, VmMetricsReport, VmStatusReport
 from lablink.models import HOSTNAME_PATTERN, VM_REPORTABLE_STATUSES, GpuHealth
 from lablink.repository import UnknownVm
+from lablink.runtime import database
 
 app = make_resolver()
 

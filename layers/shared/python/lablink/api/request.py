@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Form
 from email_validator import EmailNotValidError, validate_email
 
-from lablink.api.http import ApiError, database, decoded_body, error_response, make_resolver
+from lablink.api.http import ApiError, decoded_body, error_response, make_resolver
 from lablink.api.models import AssignmentOut, Count
 from lablink.crd import MAX_LENGTH as CRD_MAX_LENGTH
 from lablink.crd import CrdCommandError, parse_crd_command
@@ -19,6 +19,7 @@ from lablink.models import EMAIL_MAX_LENGTH
 from lablink.observability import count, logger
 from lablink.pages.researcher import assigned_page, index_page
 from lablink.repository import NoFreeVm
+from lablink.runtime import database
 
 app = make_resolver()
 
