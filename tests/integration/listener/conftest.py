@@ -39,14 +39,14 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: f
 class RunningListener:
     """The listener app served from a thread with its own event loop."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, wait_until_healthy: bool = True):
         self.settings = settings
         self.url = f"http://{settings.host}:{settings.port}"
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
-        wait_for(lambda: self.health()[0] == 200)
+        wait_for(lambda: self.health()[0] == 200 if wait_until_healthy else self.health()[0] != 0)
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -73,9 +73,9 @@ class RunningListener:
 def start_listener(database_url):
     started: list[RunningListener] = []
 
-    def start(dsn: str | None = None, **overrides) -> RunningListener:
+    def start(dsn: str | None = None, wait_until_healthy: bool = True, **overrides) -> RunningListener:
         settings = dataclasses.replace(TEST_SETTINGS, dsn=dsn or database_url, port=free_port(), **overrides)
-        listener = RunningListener(settings)
+        listener = RunningListener(settings, wait_until_healthy)
         started.append(listener)
         return listener
 

@@ -43,7 +43,7 @@ def _wait_kill_assign(listener, db: Database, tokens: dict[str, str], fault) -> 
             for i in range(len(tokens)):
                 assignment = await asyncio.to_thread(db.assign_vm, f"researcher{i}@example.org", COMMAND)
                 assignments[assignment.hostname] = assignment.pin
-            received = dict(zip(polls, await asyncio.wait_for(asyncio.gather(*polls.values()), 30)))
+            received = dict(zip(polls, await asyncio.wait_for(asyncio.gather(*polls.values()), 30), strict=True))
             return received, assignments
 
     return asyncio.run(scenario())

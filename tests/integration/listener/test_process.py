@@ -99,3 +99,22 @@ def test_the_process_delivers_an_assignment(db, listener_process):
         result = waiting.result(timeout=10)
     assert result.body.startswith(b"  ")
     assert result.json() == {"status": "success", "pin": assignment.pin, "command": "start-host --code=4/abc"}
+
+
+def test_container_healthcheck_follows_healthz(database_url, start_listener, monkeypatch):
+    from lablink_listener import healthcheck
+
+    listener = start_listener()
+    monkeypatch.setenv("LISTENER_PORT", str(listener.settings.port))
+    assert healthcheck.main() == 0
+    listener.stop()
+    assert healthcheck.main() == 1
+
+
+def test_listen_connection_down_makes_healthz_503(start_listener):
+    # Nothing listens on this port: the LISTEN connection cannot come up, the app still answers.
+    listener = start_listener(dsn=f"postgresql://postgres@127.0.0.1:{free_port()}/none", wait_until_healthy=False)
+    wait_for(lambda: listener.health()[0] == 503)
+    assert listener.health() == (503, {"error": "the LISTEN connection is down", "waiters": 0})
+    result = poll(listener, "vm-1", "some-token")
+    assert result.status == 503 and "poll again" in result.json()["error"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -75,7 +76,7 @@ def test_heartbeat_response_is_whitespace_at_the_interval_then_json(db, listener
     # Each space arrived on its own, about one interval after the previous one.
     spaces = [at for at, chunk in result.chunks if chunk == b" "]
     assert len(spaces) >= 4 and b"".join(chunk for _, chunk in result.chunks[len(spaces):]).startswith(b"{")
-    gaps = [b - a for a, b in zip(spaces, spaces[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(spaces)]
     assert all(0.1 < gap < 0.6 for gap in gaps), gaps
 
 
