@@ -110,8 +110,15 @@ class Poll:
         return json.loads(self.body)
 
 
-def poll(listener: RunningListener, hostname: str | None, token: str | None, *, wait: float | None = None,
-         body: bytes | None = None, timeout: float = 20.0) -> Poll:
+def poll(
+    listener: RunningListener,
+    hostname: str | None,
+    token: str | None,
+    *,
+    wait: float | None = None,
+    body: bytes | None = None,
+    timeout: float = 20.0,
+) -> Poll:
     """POST /vm_startup and read the whole response, noting when each chunk arrives."""
     import json
 
@@ -122,8 +129,9 @@ def poll(listener: RunningListener, hostname: str | None, token: str | None, *, 
         body = json.dumps({"hostname": hostname}).encode()
     params = {"wait": wait} if wait is not None else None
     started = time.monotonic()
-    with requests.post(listener.url + "/vm_startup", data=body, headers=headers, params=params,
-                       stream=True, timeout=timeout) as response:
+    with requests.post(
+        listener.url + "/vm_startup", data=body, headers=headers, params=params, stream=True, timeout=timeout
+    ) as response:
         result = Poll(response.status_code, b"", started=started)
         for chunk in response.iter_content(chunk_size=None):
             result.chunks.append((time.monotonic(), chunk))

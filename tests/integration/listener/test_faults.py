@@ -23,8 +23,9 @@ async def _wait_async(predicate, timeout: float = 20.0) -> None:
 
 
 async def _long_poll(session: aiohttp.ClientSession, url: str, hostname: str, token: str) -> dict:
-    async with session.post(url + "/vm_startup", json={"hostname": hostname},
-                            headers={"Authorization": f"Bearer {token}"}) as response:
+    async with session.post(
+        url + "/vm_startup", json={"hostname": hostname}, headers={"Authorization": f"Bearer {token}"}
+    ) as response:
         assert response.status == 200
         return json.loads(await response.read())
 

@@ -75,7 +75,7 @@ def test_heartbeat_response_is_whitespace_at_the_interval_then_json(db, listener
     assert json.loads(result.body) == {"status": "success", "pin": assignment.pin, "command": COMMAND}
     # Each space arrived on its own, about one interval after the previous one.
     spaces = [at for at, chunk in result.chunks if chunk == b" "]
-    assert len(spaces) >= 4 and b"".join(chunk for _, chunk in result.chunks[len(spaces):]).startswith(b"{")
+    assert len(spaces) >= 4 and b"".join(chunk for _, chunk in result.chunks[len(spaces) :]).startswith(b"{")
     gaps = [b - a for a, b in itertools.pairwise(spaces)]
     assert all(0.1 < gap < 0.6 for gap in gaps), gaps
 
@@ -116,8 +116,16 @@ def test_a_vm_removed_while_waiting_gets_the_error_json(db, start_listener):
 
 @pytest.mark.parametrize(
     ("case", "status"),
-    [("no token", 401), ("wrong token", 401), ("another VM's token", 403), ("unknown VM", 404),
-     ("no hostname", 400), ("bad JSON", 400), ("hostname not a name", 400), ("bad wait", 400)],
+    [
+        ("no token", 401),
+        ("wrong token", 401),
+        ("another VM's token", 403),
+        ("unknown VM", 404),
+        ("no hostname", 400),
+        ("bad JSON", 400),
+        ("hostname not a name", 400),
+        ("bad wait", 400),
+    ],
 )
 def test_bad_requests_are_refused_with_a_clear_error(db, listener, case, status):
     token = add_vm(db, "vm-1")
