@@ -171,6 +171,7 @@ class Agent:
     def wait_for_assignments(self) -> None:
         backoff = Backoff(self.settings.retry_min_seconds, self.settings.retry_max_seconds)
         while not self.stop.is_set():
+            asked = time.monotonic()
             try:
                 answer = self.client.wait_for_assignment()
             except OSError as error:
@@ -179,6 +180,8 @@ class Agent:
                 body = answer.body if isinstance(answer.body, dict) else {}
                 if answer.status == 204:
                     backoff.reset()
+                    # Never faster than one poll per retry_min_seconds, whatever the listener does.
+                    self.stop.wait(self.settings.retry_min_seconds - (time.monotonic() - asked))
                     continue
                 if answer.status == 200 and body.get("status") == "success":
                     backoff.reset()

@@ -3,32 +3,39 @@ one-shot reports give up in time (a small stand-in server: no API needed for thi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from lablink_client.agent import Agent
 from lablink_client.api import Backoff, Client
 from lablink_client.settings import Settings
 
 
 class StandIn(ThreadingHTTPServer):
-    """Answers each POST with the next status of ``statuses`` (then 200), recording it."""
+    """Answers each POST with the next status of ``statuses`` (then ``default``), recording it."""
 
-    def __init__(self, statuses: list[int]):
-        self.statuses, self.requests = list(statuses), []
+    def __init__(self, statuses: list[int], default: int = 200):
+        self.statuses, self.requests, self.default = list(statuses), [], default
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(handler):  # noqa: N805
                 body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
                 self.requests.append((handler.path, handler.headers["Authorization"], body))
-                status = self.statuses.pop(0) if self.statuses else 200
+                status = self.statuses.pop(0) if self.statuses else self.default
                 if status == 0:  # an answer cut short: headers promise more than is sent
                     handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
                     handler.close_connection = True
                     return
-                payload = json.dumps({"error": "boom"} if status >= 400 else {"message": "ok"}).encode()
+                payload = (
+                    b""
+                    if status == 204
+                    else json.dumps({"error": "boom"} if status >= 400 else {"message": "ok"}).encode()
+                )
                 handler.send_response(status)
                 handler.send_header("Content-Length", str(len(payload)))
                 handler.end_headers()
@@ -53,8 +60,8 @@ def server(request):
     stand_in.server_close()
 
 
-def client_for(url: str) -> Client:
-    settings = Settings(
+def settings_for(url: str) -> Settings:
+    return Settings(
         hostname="lablink-vm-dev-1",
         token="secret-token-123",
         api_url=url + "/prod/",
@@ -63,7 +70,10 @@ def client_for(url: str) -> Client:
         retry_min_seconds=0.01,
         retry_max_seconds=0.02,
     )
-    return Client(settings)
+
+
+def client_for(url: str) -> Client:
+    return Client(settings_for(url))
 
 
 @pytest.mark.parametrize("server", [[500, 503, 404, 401, 0]], indirect=True)
@@ -109,3 +119,24 @@ def test_settings_refuse_unknown_keys(tmp_path):
     )
     with pytest.raises(ValueError, match="unknown settings shell"):
         Settings.from_file(str(path))
+
+
+def test_a_listener_answering_204_at_once_is_not_polled_in_a_tight_loop(tmp_path):
+    server = StandIn([], default=204)
+    try:
+        agent = Agent(
+            dataclasses.replace(
+                settings_for(server.url), retry_min_seconds=0.25, state_file=str(tmp_path / "state.json")
+            )
+        )
+        loop = threading.Thread(target=agent.wait_for_assignments, daemon=True)
+        loop.start()
+        time.sleep(1)
+        agent.stop.set()
+        loop.join(5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    polls = [path for path, _, _ in server.requests]
+    assert set(polls) == {"/vm_startup?wait=50"}
+    assert 3 <= len(polls) <= 5
