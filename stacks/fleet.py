@@ -4,7 +4,7 @@ can do no more than Session Manager and shipping logs to the client log group.""
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import ArnFormat, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -104,3 +104,6 @@ class FleetStack(Stack):
                 )
             ],
         )
+        # The CDK would name every VM after this construct; the provisioning step names each
+        # VM after its hostname.
+        Tags.of(self.launch_template).remove("Name", priority=200)

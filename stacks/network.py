@@ -45,7 +45,7 @@ class NetworkStack(Stack):
         if nat_provider is not None:
             # Only the VPC's own hosts may send traffic through the NAT instance.
             nat_provider.security_group.add_ingress_rule(
-                ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.all_traffic(), "NAT for the VPC's private subnets"
+                ec2.Peer.ipv4(VPC_CIDR), ec2.Port.all_traffic(), "NAT for the VPC's private subnets"
             )
             for instance in nat_provider.gateway_instances:
                 acknowledge(
@@ -53,6 +53,12 @@ class NetworkStack(Stack):
                     "AwsSolutions-EC28",
                     "The NAT instance is the cheap-lab option (deploy.nat: instance); its CloudWatch "
                     "basic metrics suffice and detailed monitoring would cost more than the instance.",
+                )
+                acknowledge(
+                    instance,
+                    "AwsSolutions-EC26",
+                    "The NAT instance's only volume is the stock Amazon Linux root: it forwards packets "
+                    "and stores no LabLink data, and the NAT provider offers no volume settings.",
                 )
                 acknowledge(
                     instance,

@@ -1,0 +1,111 @@
+"""The listener: Fargate with Container Insights, straight to the RDS instance (never the proxy),
+behind an internal load balancer that outlasts the heartbeat and admits only client VMs."""
+
+from __future__ import annotations
+
+from stacks.listener import idle_timeout_seconds
+
+
+def _container(synth) -> dict:
+    (task,) = synth.resources("Listener", "AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    return container
+
+
+def _environment(synth) -> dict:
+    return {item["Name"]: item["Value"] for item in _container(synth)["Environment"]}
+
+
+def test_cluster_has_container_insights(synth):
+    synth.assertions("Listener").has_resource_properties(
+        "AWS::ECS::Cluster", {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]}
+    )
+
+
+def test_listener_connects_to_the_instance_not_the_proxy(synth):
+    env = _environment(synth)
+    part, lid, attribute = synth.resolve("Listener", env["PGHOST"])
+    assert synth.resources(part)[lid]["Type"] == "AWS::RDS::DBInstance"
+    assert attribute == "Endpoint.Address"
+    assert env["PGPORT"] == "5432" and env["PGDATABASE"] == "lablink" and env["PGSSLMODE"] == "require"
+    assert env["LISTENER_PORT"] == "8080"
+    assert env["LABLINK_CONFIG_JSON"] == synth.config.model_dump_json()
+
+
+def test_database_credentials_come_from_the_secret(synth):
+    container = _container(synth)
+    secrets = {item["Name"]: item["ValueFrom"] for item in container["Secrets"]}
+    assert set(secrets) == {"PGUSER", "PGPASSWORD"}
+    for name, field in (("PGUSER", "username"), ("PGPASSWORD", "password")):
+        parts = secrets[name]["Fn::Join"][1]
+        assert parts[-1] == f":{field}::"
+        _, secret_id, _ = synth.resolve("Listener", parts[0])
+        assert synth.resources("Database")[secret_id]["Type"] == "AWS::SecretsManager::SecretTargetAttachment"
+    assert not {"PGUSER", "PGPASSWORD"} & set(_environment(synth))
+
+
+def test_instance_admits_the_listener_tasks(synth):
+    (service,) = synth.resources("Listener", "AWS::ECS::Service").values()
+    (task_group,) = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"]
+    task_group = synth.resolve("Listener", task_group)[:2]
+    (instance,) = synth.resources("Database", "AWS::RDS::DBInstance").values()
+    (instance_group,) = [synth.resolve("Database", g)[:2] for g in instance["Properties"]["VPCSecurityGroups"]]
+    admitted = [
+        (synth.resolve(part, rule["Properties"]["GroupId"])[:2], rule["Properties"]["FromPort"])
+        for part, _lid, rule in synth.all_resources("AWS::EC2::SecurityGroupIngress")
+        if synth.resolve(part, rule["Properties"]["SourceSecurityGroupId"])[:2] == task_group
+    ]
+    assert admitted == [(instance_group, 5432)]
+
+
+def _load_balancer(synth) -> tuple[str, dict]:
+    ((lid, lb),) = synth.resources("Listener", "AWS::ElasticLoadBalancingV2::LoadBalancer").items()
+    return lid, lb["Properties"]
+
+
+def test_load_balancer_is_internal_and_outlasts_the_heartbeat(synth, lab_synth):
+    for s in (synth, lab_synth):
+        _, props = _load_balancer(s)
+        assert props["Scheme"] == "internal"
+        attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
+        idle = int(attributes["idle_timeout.timeout_seconds"])
+        assert idle == idle_timeout_seconds(s.config)
+        assert idle >= 3 * s.config.listener.heartbeat_seconds
+    assert idle_timeout_seconds(lab_synth.config) == 135  # heartbeat 45 s
+
+
+def test_only_client_vms_reach_the_load_balancer(synth):
+    _, props = _load_balancer(synth)
+    (group_ref,) = props["SecurityGroups"]
+    _, group_id, _ = synth.resolve("Listener", group_ref)
+    assert not synth.resources("Listener")[group_id]["Properties"].get("SecurityGroupIngress")
+    sources = []
+    for part, _lid, rule in synth.all_resources("AWS::EC2::SecurityGroupIngress"):
+        if synth.resolve(part, rule["Properties"]["GroupId"])[:2] == ("Listener", group_id):
+            sources.append(
+                (synth.resolve(part, rule["Properties"]["SourceSecurityGroupId"]), rule["Properties"]["FromPort"])
+            )
+    assert len(sources) == 1
+    (source_part, source_id, _), port = sources[0]
+    assert port == 80
+    (launch_template,) = synth.resources("Fleet", "AWS::EC2::LaunchTemplate").values()
+    (client_group,) = launch_template["Properties"]["LaunchTemplateData"]["SecurityGroupIds"]
+    assert synth.resolve("Fleet", client_group)[:2] == (source_part, source_id)
+
+
+def test_health_check_and_service_size(synth, lab_synth):
+    synth.assertions("Listener").has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        {"HealthCheckPath": "/healthz", "Port": 8080, "TargetType": "ip"},
+    )
+    synth.assertions("Listener").has_resource_properties(
+        "AWS::ECS::Service", {"DesiredCount": 1, "LaunchType": "FARGATE"}
+    )
+    lab_synth.assertions("Listener").has_resource_properties("AWS::ECS::Service", {"DesiredCount": 2})
+
+
+def test_listener_logs_to_cloudwatch(synth):
+    options = _container(synth)["LogConfiguration"]
+    assert options["LogDriver"] == "awslogs"
+    _, group_id, _ = synth.resolve("Listener", options["Options"]["awslogs-group"])
+    assert synth.resources("Listener")[group_id]["Properties"]["RetentionInDays"] == 30
