@@ -128,6 +128,17 @@ def test_a_vm_without_gpu_runs_the_container_without_the_nvidia_runtime(stack, v
     wait_until(lambda: stack.row(vm.hostname)["healthy"] == "N/A", message="GPU N/A")
 
 
+def test_the_cloudwatch_agent_is_installed_when_the_ami_lacks_it(stack, vm, vm_host, tmp_path):
+    vm_host.gpu("absent")
+    vm_host.without_cloudwatch_agent()
+    _, done = boot(stack, vm, vm_host, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    url = "https://amazoncloudwatch-agent-us-west-2.s3.us-west-2.amazonaws.com/ubuntu/arm64/latest/amazon-cloudwatch-agent.deb"
+    assert [call[-1] for call in vm_host.calls("curl")] == [url]
+    assert [call[0] for call in vm_host.calls("dpkg")] == ["--print-architecture", "-i"]
+    assert vm_host.calls("amazon-cloudwatch-agent-ctl")[0][:2] == ["-a", "fetch-config"]
+
+
 def test_a_failing_step_reports_error_with_its_reason(stack, vm, vm_host, tmp_path):
     vm_host.gpu("absent")
     vm_host.docker_fails("pull")

@@ -204,6 +204,21 @@ class FakeVm(FakeHost):
             RECORDER.replace("here = pathlib.Path(__file__).parent", f"here = pathlib.Path({str(self.bin)!r})"),
         )
 
+    def without_cloudwatch_agent(self) -> None:
+        """The AMI lacks the CloudWatch agent: the user data downloads it (fake curl) and
+        installs it (fake dpkg, which puts the recording ctl in place)."""
+        ctl = self.root / "opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+        installed = ctl.with_name("installed-ctl")
+        ctl.rename(installed)
+        write_script(self.bin, "curl", RECORDER + "open(sys.argv[sys.argv.index('-o') + 1], 'w').write('deb')\n")
+        write_script(
+            self.bin,
+            "dpkg",
+            RECORDER
+            + "if sys.argv[1] == '--print-architecture':\n    print('arm64')\n"
+            + f"else:\n    pathlib.Path({str(installed)!r}).rename({str(ctl)!r})\n",
+        )
+
     def agent_settings(self, **settings) -> None:
         settings.setdefault("state_file", str(self.root / "var/lib/lablink/agent-state.json"))
         (self.bin / "agent-settings.json").write_text(json.dumps(settings))
