@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import importlib.util
 import io
@@ -209,6 +210,9 @@ def test_rendering_is_reproducible():
 def test_the_packed_agent_runs_with_a_plain_python3(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(userdata.agent_archive())) as archive:
         archive.extractall(tmp_path / "agent", filter="data")
+    # The AMI's python3 may be as old as 3.8 (Ubuntu 20.04): its grammar, at least.
+    for source in (tmp_path / "agent").rglob("*.py"):
+        ast.parse(source.read_text(), filename=str(source), feature_version=(3, 8))
     shown = subprocess.run(
         ["python3", "-I", str(tmp_path / "agent"), "--settings", "x", "report-status", "--help"],
         capture_output=True,
