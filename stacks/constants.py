@@ -83,9 +83,10 @@ LISTENER_LB_PORT = 80
 LISTENER_HEALTH_PATH = "/healthz"
 LISTENER_CPU = 256
 LISTENER_MEMORY_MIB = 512
-# The load balancer must keep a waiting connection open across at least this many heartbeats.
+# The load balancer must keep a waiting connection open across at least this many heartbeats,
+# and across a client's bounded wait (`wait=` up to a minute), during which nothing is sent.
 LISTENER_IDLE_HEARTBEATS = 3
-LISTENER_MIN_IDLE_SECONDS = 60
+LISTENER_MIN_IDLE_SECONDS = 120
 
 # API Gateway
 API_STAGE = "prod"

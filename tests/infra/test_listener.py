@@ -74,6 +74,15 @@ def test_load_balancer_is_internal_and_outlasts_the_heartbeat(synth, lab_synth):
     assert idle_timeout_seconds(lab_synth.config) == 135  # heartbeat 45 s
 
 
+def test_load_balancer_outlasts_the_clients_bounded_wait(synth):
+    """In `wait=` mode the listener sends nothing until the wait ends."""
+    from lablink_client.settings import Settings
+
+    _, props = _load_balancer(synth)
+    attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
+    assert int(attributes["idle_timeout.timeout_seconds"]) >= Settings.__dataclass_fields__["wait_seconds"].default + 30
+
+
 def test_only_client_vms_reach_the_load_balancer(synth):
     _, props = _load_balancer(synth)
     (group_ref,) = props["SecurityGroups"]
