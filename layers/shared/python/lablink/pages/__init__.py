@@ -8,6 +8,7 @@ from html import escape
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+body.wide { max-width: 96rem; }
 h1 { font-size: 1.6rem; } label { display: block; margin-top: 1rem; font-weight: 600; }
 input, textarea { width: 100%; padding: .5rem; font: inherit; box-sizing: border-box; }
 button { margin-top: 1rem; padding: .6rem 1.2rem; font: inherit; }
@@ -32,10 +33,12 @@ def base_href(event: Mapping) -> str:
     return prefix.rstrip("/") + "/"
 
 
-def page(title: str, body: str, event: Mapping) -> str:
+def page(title: str, body: str, event: Mapping, *, wide: bool = False, style: str = "") -> str:
+    """A whole page; ``wide`` lets it use the window's width (the dashboard's table)."""
+    body_tag = '<body class="wide">' if wide else "<body>"
     return (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<base href=\"{escape(base_href(event))}\"><title>{escape(title)}</title><style>{STYLE}</style></head>"
-        f"<body>{body}</body></html>"
+        f"<base href=\"{escape(base_href(event))}\"><title>{escape(title)}</title><style>{STYLE}{style}</style></head>"
+        f"{body_tag}{body}</body></html>"
     )
