@@ -73,6 +73,9 @@ class ListenerStack(Stack):
             directory=str(ROOT),
             file=LISTENER_DOCKERFILE,
             platform=ecr_assets.Platform.LINUX_AMD64,
+            # The staged context must carry the Dockerfile, which .dockerignore leaves out (the
+            # CDK only keeps a Dockerfile at the context's top level).
+            exclude=[f"!{LISTENER_DOCKERFILE}"],
         )
         log_group = logs.LogGroup(
             self,
