@@ -31,6 +31,11 @@ class DatabaseUnavailable(Exception):
     """The lookup could not reach the database."""
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """The lookups are single read-only statements that leave no session state behind, so
+    the pool's default reset query (a second round trip per lookup) is skipped."""
+
+
 class Lookups:
     """Queries of arriving requests, on a small pool (created lazily: the listener starts,
     and answers /healthz, even while the database is down)."""
@@ -48,6 +53,7 @@ class Lookups:
             timeout=10,
             command_timeout=10,
             server_settings={"application_name": QUERY_APPLICATION_NAME},
+            reset=_keep_session,
         )
         await self._pool
 

@@ -1,0 +1,307 @@
+"""Listener fan-out: W VMs long-poll one listener process, then K assignments are committed
+within one second; each VM's answer is timed from its assignment's commit.
+
+The listener runs in its own process (`python -m lablink_listener`, as in the container);
+the waiting VMs are asyncio HTTP clients in this process; the assignments are made by the
+real Database.assign_vm (so the real trigger notifies) in a third process. Prints a human
+summary, then, as its last line, one JSON object: waiters, assigned, delivered, p50/p99/max
+latency from commit to the client's full response, listener RSS, and the database
+connections the listener holds beside what the original design would hold (one per waiter).
+
+    .venv/bin/python bench/listener_fanout.py [--waiters 10000] [--assignments 1000] [--heartbeat 20]
+
+Uses DATABASE_URL's server when set, else starts a throwaway PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from lablink.repository import Database
+from lablink.tokens import hash_token, mint_token
+from lablink_listener.settings import LISTEN_APPLICATION_NAME, QUERY_APPLICATION_NAME
+from lablink_local.postgres import create_migrated_database, database_server, drop_database, free_port
+
+COMMAND = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Ab-bench-{i}" --name=$(hostname)'
+# Requests whose headers have not arrived yet: bounds the connect burst (the listen backlog).
+CONNECTING_AT_ONCE = 500
+DELIVERY_TIMEOUT = 60.0
+
+
+def raise_file_limit(needed: int) -> int:
+    """Each waiter is one socket here and one in the listener (which inherits the limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        sys.exit(f"the hard limit on open files is {hard}; {needed} are needed (ulimit -Hn)")
+    target = needed if hard == resource.RLIM_INFINITY else max(soft, min(hard, needed))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set size of a process, in MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def assign_paced(url: str, count: int, seconds: float, connections: int, results) -> None:
+    """(In its own process.) Make ``count`` assignments evenly over ``seconds``, from
+    ``connections`` threads (one Database each, as concurrent researcher requests would be);
+    send back (hostname, pin, started, finished) for each. ``started`` is taken just before
+    the statement, so a latency measured from it is an upper bound of commit-to-answer."""
+    out = []
+    begin = time.monotonic() + 0.2
+
+    def worker(first: int) -> None:
+        db = Database(url, actor="bench-assigner")
+        db.get_row_count()  # connect before the clock starts
+        for i in range(first, count, connections):
+            delay = begin + i * seconds / count - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            started = time.monotonic()  # CLOCK_MONOTONIC is system-wide on Linux: comparable across processes
+            assignment = db.assign_vm(f"researcher{i}@example.org", COMMAND.format(i=i))
+            out.append((assignment.hostname, assignment.pin, started, time.monotonic()))
+        db.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results.send(sorted(out, key=lambda made: made[2]))
+
+
+class Clients:
+    """W waiting VMs: one POST /vm_startup each (heartbeat mode), read to the end."""
+
+    def __init__(self, url: str, tokens: dict[str, str]):
+        self.url = url
+        self.tokens = tokens
+        self.waiting = 0
+        self.answers: dict[str, tuple[float, bytes]] = {}
+        self.failures: list[str] = []
+        self._connecting = asyncio.Semaphore(CONNECTING_AT_ONCE)
+
+    async def _wait(self, session: aiohttp.ClientSession, hostname: str, token: str) -> None:
+        try:
+            async with self._connecting:
+                response = await session.post(
+                    self.url + "/vm_startup", json={"hostname": hostname}, headers={"Authorization": f"Bearer {token}"}
+                )
+            if response.status != 200:
+                self.failures.append(f"{hostname}: HTTP {response.status}")
+                return
+            self.waiting += 1
+            body = await response.read()
+            self.answers[hostname] = (time.monotonic(), body)
+            response.release()
+        except (aiohttp.ClientError, OSError) as error:
+            self.failures.append(f"{hostname}: {error!r}")
+
+    def start(self, session: aiohttp.ClientSession) -> list[asyncio.Task]:
+        return [asyncio.create_task(self._wait(session, h, t)) for h, t in self.tokens.items()]
+
+
+async def healthz(session: aiohttp.ClientSession, url: str) -> tuple[int, dict]:
+    try:
+        async with session.get(url + "/healthz") as response:
+            return response.status, await response.json()
+    except (aiohttp.ClientError, OSError):
+        return 0, {}
+
+
+async def until(predicate, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(interval)
+    return False
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+async def measure(args, url: str, listener: subprocess.Popen, port: int, tokens: dict[str, str]) -> dict:
+    base = f"http://127.0.0.1:{port}"
+    db = Database(url, actor="bench-observer")
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        if not await until(lambda: _ok(session, base), 30):
+            raise SystemExit("the listener did not become healthy")
+
+        clients = Clients(base, tokens)
+        began = time.monotonic()
+        cpu_before = cpu_seconds(listener.pid), time.process_time()
+        tasks = clients.start(session)
+
+        async def all_waiting() -> bool:
+            status, body = await healthz(session, base)
+            return body.get("waiters") == args.waiters or len(clients.failures) > 0
+
+        await until(all_waiting, 300, 0.2)
+        connect_seconds = time.monotonic() - began
+        connect_cpu = cpu_seconds(listener.pid) - cpu_before[0], time.process_time() - cpu_before[1]
+        _, health = await healthz(session, base)
+        print(
+            f"{health.get('waiters')} VMs waiting after {connect_seconds:.1f} s ({len(clients.failures)} failed); "
+            f"CPU used meanwhile: listener {connect_cpu[0]:.1f} s, clients {connect_cpu[1]:.1f} s"
+        )
+        if clients.failures:
+            print("first failures:", clients.failures[:5])
+        listen_connections = db.count_sessions(LISTEN_APPLICATION_NAME) - db.count_sessions(QUERY_APPLICATION_NAME)
+        listener_connections = db.count_sessions(LISTEN_APPLICATION_NAME)
+        rss_waiting, _ = rss_mb(listener.pid)
+
+        receiver, sender = multiprocessing.Pipe(duplex=False)
+        assigner = multiprocessing.get_context("spawn").Process(
+            target=assign_paced, args=(url, args.assignments, args.assign_seconds, args.assign_connections, sender)
+        )
+        assigner.start()
+        made = await asyncio.to_thread(receiver.recv)
+        assigner.join()
+        assigned = {hostname: (pin, started) for hostname, pin, started, _ in made}
+        assign_span = max(finished for *_, finished in made) - made[0][2]
+        print(f"{len(made)} assignments committed in {assign_span:.3f} s")
+
+        async def all_delivered() -> bool:
+            return all(h in clients.answers for h in assigned)
+
+        await until(all_delivered, DELIVERY_TIMEOUT, 0.01)
+        await asyncio.sleep(0.5)  # anything woken by mistake shows up meanwhile
+        listener_connections = max(listener_connections, db.count_sessions(LISTEN_APPLICATION_NAME))
+        rss_now, rss_peak = rss_mb(listener.pid)
+
+        latencies = []
+        delivered = 0
+        for hostname, (pin, started) in assigned.items():
+            if hostname not in clients.answers:
+                continue
+            at, body = clients.answers[hostname]
+            answer = json.loads(body)
+            if answer == {"status": "success", "pin": pin, "command": answer.get("command")} and answer["command"]:
+                delivered += 1
+                latencies.append((at - started) * 1000)
+        wrongly_woken = sum(1 for hostname in clients.answers if hostname not in assigned)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    db.close()
+
+    return {
+        "waiters": args.waiters,
+        "waiting": health.get("waiters"),
+        "assigned": len(assigned),
+        "delivered": delivered,
+        "wrongly_woken": wrongly_woken,
+        "assign_seconds": round(assign_span, 3),
+        "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
+        "max_ms": round(max(latencies), 1) if latencies else None,
+        "listener_rss_mb": round(rss_now, 1),
+        "listener_rss_waiting_mb": round(rss_waiting, 1),
+        "listener_peak_rss_mb": round(rss_peak, 1),
+        "listen_connections": listen_connections,
+        "listener_db_connections": listener_connections,
+        "original_design_db_connections": args.waiters,
+        "connect_seconds": round(connect_seconds, 1),
+        "connect_listener_cpu_seconds": round(connect_cpu[0], 1),
+        "heartbeat_seconds": args.heartbeat,
+    }
+
+
+async def _ok(session: aiohttp.ClientSession, base: str) -> bool:
+    return (await healthz(session, base))[0] == 200
+
+
+def insert_vms(url: str, count: int) -> dict[str, str]:
+    db = Database(url, actor="bench-setup")
+    tokens = {}
+    for i in range(count):
+        hostname = f"lablink-vm-bench-{i}"
+        tokens[hostname] = mint_token()
+        db.insert_vm(hostname, status="running", token_hash=hash_token(tokens[hostname]))
+    db.close()
+    return tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--waiters", type=int, default=10_000)
+    parser.add_argument("--assignments", type=int, default=1_000)
+    parser.add_argument("--assign-seconds", type=float, default=1.0, help="the assignments are spread over this time")
+    parser.add_argument("--assign-connections", type=int, default=4, help="concurrent assigning connections")
+    parser.add_argument("--heartbeat", type=float, default=20.0, help="the listener's heartbeat interval")
+    args = parser.parse_args()
+    if not 0 < args.assignments <= args.waiters:
+        parser.error("--assignments must be between 1 and --waiters")
+    files = raise_file_limit(args.waiters + 1024)
+    print(f"open files limit: {files}")
+
+    with database_server() as admin_url, tempfile.TemporaryDirectory(prefix="lablink-fanout-") as workdir:
+        name = f"lablink_bench_{uuid.uuid4().hex[:8]}"
+        url = create_migrated_database(admin_url, name)
+        listener = None
+        try:
+            started = time.monotonic()
+            tokens = insert_vms(url, args.waiters)
+            print(f"{args.waiters} VMs inserted in {time.monotonic() - started:.1f} s")
+            port = free_port()
+            env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "LISTENER_PORT": str(port),
+                "LABLINK_CONFIG_JSON": json.dumps({"listener": {"heartbeat_seconds": args.heartbeat}}),
+            }
+            log_path = Path(workdir) / "listener.log"
+            with open(log_path, "w") as log:
+                listener = subprocess.Popen(
+                    [sys.executable, "-m", "lablink_listener"], env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            result = asyncio.run(measure(args, url, listener, port, tokens))
+        finally:
+            if listener is not None:
+                listener.send_signal(signal.SIGTERM)
+                try:
+                    listener.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    listener.kill()
+            drop_database(admin_url, name)
+    print(
+        f"delivered {result['delivered']}/{result['assigned']} (wrongly woken: {result['wrongly_woken']}); "
+        f"latency p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms; "
+        f"listener RSS {result['listener_rss_mb']} MB (peak {result['listener_peak_rss_mb']} MB); "
+        f"DB connections: {result['listener_db_connections']} ({result['listen_connections']} LISTEN) "
+        f"vs {result['original_design_db_connections']} in the original design"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
