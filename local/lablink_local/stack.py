@@ -96,6 +96,8 @@ class LocalStack:
         self.state_dir.mkdir(parents=True)
         os.environ.update(QUIET_FUNCTIONS)
         os.environ["LABLINK_CONFIG_JSON"] = self.config.model_dump_json()
+        # moto's EC2 backend takes seconds to import: load it while PostgreSQL starts.
+        threading.Thread(target=_import_moto_backends, name="moto-import", daemon=True).start()
         self._step("PostgreSQL", self._start_database)
         self._step("AWS emulator (moto: EC2, CloudWatch Logs, Secrets Manager)", self._start_cloud)
         self._step("listener", self._start_listener)
@@ -211,6 +213,14 @@ class LocalStack:
 
     def stop(self) -> None:
         self._cleanup.close()
+
+
+def _import_moto_backends() -> None:
+    import moto.backends
+    import moto.server  # noqa: F401
+
+    for service in ("ec2", "logs", "secretsmanager"):
+        moto.backends.get_backend(service)
 
 
 def _terminate(process: subprocess.Popen, timeout: float = 10) -> None:

@@ -11,6 +11,7 @@ body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; 
 body.wide { max-width: 96rem; }
 h1 { font-size: 1.6rem; } label { display: block; margin-top: 1rem; font-weight: 600; }
 input, textarea { width: 100%; padding: .5rem; font: inherit; box-sizing: border-box; }
+input[type=checkbox] { width: auto; } label.inline { display: inline; font-weight: normal; }
 button { margin-top: 1rem; padding: .6rem 1.2rem; font: inherit; }
 .error { background: #fde8e8; border: 1px solid #e0a0a0; padding: .8rem; }
 .ok { background: #e8f6e8; border: 1px solid #9c9; padding: .8rem; }
@@ -39,6 +40,7 @@ def page(title: str, body: str, event: Mapping, *, wide: bool = False, style: st
     return (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<link rel=\"icon\" href=\"data:,\">"
         f"<base href=\"{escape(base_href(event))}\"><title>{escape(title)}</title><style>{STYLE}{style}</style></head>"
         f"{body_tag}{body}</body></html>"
     )

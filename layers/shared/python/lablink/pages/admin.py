@@ -43,7 +43,7 @@ DASHBOARD_STYLE = """
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status-error { color: #b00020; font-weight: 600; } .status-assigned { color: #1a5fb4; } .status-running { color: #26a269; }
 .chart-box { max-height: 70vh; overflow-y: auto; border: 1px solid #ddd; }
-.chart-box svg { display: block; width: 100%; height: auto; font: 11px ui-monospace, monospace; }
+.chart-box svg { display: block; width: 100%; max-width: 64rem; height: auto; font: 11px ui-monospace, monospace; }
 .legend { display: flex; gap: 1rem; margin: .5rem 0; } .legend span::before { content: ""; display: inline-block;
   width: .8rem; height: .8rem; margin-right: .3rem; background: var(--c); vertical-align: -1px; }
 #log-text { background: #111; color: #ddd; padding: .6rem; max-height: 24rem; overflow: auto; white-space: pre-wrap; font-size: .8rem; }
@@ -309,7 +309,7 @@ The table and the chart below are as of this page load.</p></noscript>
 {chart_html(vms)}
 <section id="logs-panel" hidden>
   <h2>Logs of <span id="log-host"></span></h2>
-  <label><input type="checkbox" id="log-follow"> Follow new lines</label>
+  <label class="inline"><input type="checkbox" id="log-follow"> Follow new lines</label>
   <button type="button" id="log-refresh">Refresh</button> <span id="log-status"></span>
   <pre id="log-text"></pre>
 </section>

@@ -1,0 +1,134 @@
+"""The whole system on one machine, as `scripts/local` runs it: start -> launch 5 -> the
+agents report -> 3 researchers ask -> each VM receives its command -> the logs are visible
+through the log API -> destroy -> a clean stop with no process left behind."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+from conftest import LocalStackProcess, descendants, process_table, wait_until
+
+CODES = ("4/0Aalpha-Code_1", "4/0Abeta-Code_2", "4/0Agamma-Code_3")
+RESEARCHERS = ("ada@example.org", "grace@example.org", "alan@example.org")
+
+
+def crd(code: str) -> str:
+    return (
+        f'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="{code}" '
+        '--redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
+    )
+
+
+def vms_by_name(stack: LocalStackProcess) -> dict[str, dict]:
+    return {vm["hostname"]: vm for vm in stack.client.vms()}
+
+
+def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
+    stack = LocalStackProcess(tmp_path / "state", pg_admin_url)
+    try:
+        client = stack.client
+        # The banner tells the newcomer where to go.
+        assert stack.value_of("researcher page:") == stack.api_url + "/"
+        assert stack.value_of("admin password:") == "e2e-admin-password"
+        with urllib.request.urlopen(stack.api_url + "/", timeout=10) as page:
+            assert page.status == 200 and b"Welcome to LabLink" in page.read()
+
+        accepted = client.launch(5)
+        assert len(accepted["hostnames"]) == 5
+        final = client.wait_operation(accepted["operation_id"], lambda _: None, timeout=60)
+        assert (final["status"], final["done"], final["failed"]) == ("succeeded", 5, 0)
+
+        # Every agent boots, reports its phases and `running`, and waits.
+        def all_running():
+            vms = vms_by_name(stack)
+            return len(vms) == 5 and all(vm["status"] == "running" and vm["totalstartupdurationseconds"] for vm in vms.values())
+
+        wait_until(all_running, 60, message="5 running VMs with their startup total\n" + stack.output())
+        for vm in vms_by_name(stack).values():
+            assert vm["healthy"] == "N/A"  # no nvidia-smi on a simulated VM
+            phases = [vm["terraformapplydurationseconds"], vm["cloudinitdurationseconds"], vm["containerstartupdurationseconds"]]
+            assert all(p is not None and p >= 0 for p in phases)
+            assert abs(sum(phases) - vm["totalstartupdurationseconds"]) < 0.01
+        assert client.free_count() == 5
+
+        given = {}
+        for email, code in zip(RESEARCHERS, CODES, strict=True):
+            answer = client.request_vm(email, crd(code))
+            given[answer["hostname"]] = (email, code, answer["pin"])
+        assert len(given) == 3 and client.free_count() == 2
+
+        # Each VM receives its own researcher's command, through the listener.
+        for hostname, (email, code, pin) in given.items():
+            calls = wait_until(lambda h=hostname: stack.start_host_calls(h), 30, message=f"start-host on {hostname}")
+            assert calls == [
+                {
+                    "argv": [f"--code={code}", "--redirect-url=https://remotedesktop.google.com/_/oauthredirect", f"--name={hostname}"],
+                    "pin": pin,
+                }
+            ]
+            row = vms_by_name(stack)[hostname]
+            assert (row["status"], row["useremail"], row["pin"]) == ("assigned", email, pin)
+        for hostname in set(accepted["hostnames"]) - set(given):
+            assert stack.start_host_calls(hostname) == []
+
+        # The VM's logs travel the CloudWatch path (log group, subscription, log processor)
+        # and are read back through the admin log API.
+        for hostname, (_, code, _) in given.items():
+            logs = wait_until(
+                lambda h=hostname: "Chrome Remote Desktop started" in client.logs(h) and client.logs(h),
+                30,
+                message=f"the logs of {hostname}",
+            )
+            assert "installing the LabLink agent" in logs and f"agent started for {hostname}" in logs
+            assert code not in logs  # the researcher's code is never logged
+
+        agents = {pid for pid, (_, cmd) in process_table().items() if "lablink_client" in cmd and str(stack.state_dir) in cmd}
+        assert len(agents) == 5
+        destroyed = client.destroy()
+        final = client.wait_operation(destroyed["operation_id"], lambda _: None, timeout=60)
+        assert final["status"] == "succeeded"
+        assert client.vms() == [] and client.status() == {}
+        # The simulated instances are terminated: their agents stop.
+        wait_until(lambda: not (agents & set(process_table())), 30, message="the agents to stop")
+
+        running = descendants(stack.process.pid)
+        assert running, "the listener runs under the stack"
+    except BaseException:
+        stack.kill()
+        print(stack.output())
+        raise
+
+    assert stack.stop(60) == 0, stack.output()
+    assert "stopped; nothing left running" in stack.lines
+    left = {pid: cmd for pid, (_, cmd) in process_table().items() if pid in running or str(stack.state_dir) in cmd}
+    assert left == {}
+    # Its database is dropped too.
+    import psycopg2
+
+    with psycopg2.connect(pg_admin_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'lablink_local_%%'")
+        names = [row[0] for row in cur.fetchall()]
+    conn.close()
+    assert stack.value_of("PostgreSQL: ready").split("database ")[1].split(",")[0] not in names
+
+
+def test_the_demo_launches_five_and_prints_each_assignment_as_the_vm_receives_it(start_stack):
+    stack = start_stack("--demo")
+    received = wait_until(
+        lambda: [line for line in stack.lines if "received its command" in line] if "demo: done." in stack.output() else None,
+        90,
+        message="the demo to finish\n" + stack.output(),
+    )
+    assert len(received) == 3
+    given = [line for line in stack.lines if " was given " in line]
+    assert len(given) == 3
+    vms = {vm["hostname"]: vm for vm in stack.client.vms()}
+    assert len(vms) == 5
+    for line in given:
+        email, hostname = line.split("demo: ")[1].split(" was given ")
+        hostname = hostname.split()[0]
+        assert vms[hostname]["useremail"] == email
+        assert any(line.startswith(f"demo: {hostname} received its command") for line in received)
+        assert stack.start_host_calls(hostname)[-1]["pin"] == vms[hostname]["pin"]
+    assert json.loads(json.dumps(stack.client.status())) == {"assigned": 3, "running": 2}
