@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import random
 import signal
 
 from aiohttp import web
@@ -128,12 +129,17 @@ async def answer_with_heartbeats(
     request: web.Request, future: asyncio.Future[Outcome], heartbeat: float
 ) -> web.StreamResponse:
     """200 at once, a space every heartbeat (JSON allows leading whitespace, and it keeps
-    load balancers from closing an idle connection), then the JSON."""
+    load balancers from closing an idle connection), then the JSON.
+
+    The first space comes after a random part of the interval: VMs that all poll again at
+    once (after a restart) would otherwise all be written to in the same instant, forever."""
     response = web.StreamResponse(status=200, headers=JSON_HEADERS)
     await response.prepare(request)
     try:
-        while not await until_done(future, heartbeat):
+        pause = heartbeat * random.uniform(0.5, 1.0)
+        while not await until_done(future, pause):
             await response.write(b" ")
+            pause = heartbeat
         outcome = future.result()
         if outcome.ending is Ending.SHUTDOWN:
             # The status line is sent already: closing without a body tells the client to
