@@ -18,9 +18,34 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "LabLink"
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
-# No auto-patching: it imports every library X-Ray can patch on a cold start. The
-# functions that call AWS patch botocore themselves (provisioning.aws_client).
-tracer = Tracer(auto_patch=False)
+
+
+class _XRayOnFirstUse:
+    """The X-Ray recorder, imported when tracing is first used rather than at import: the
+    SDK pulls in botocore (~100 ms), which only the functions that call AWS need at start.
+    With tracing on, a function's first invocation pays that cost instead of its import;
+    with tracing off (POWERTOOLS_TRACE_DISABLED, the local stack, the tests) nobody does."""
+
+    _recorder = None
+
+    def _load(self):
+        if _XRayOnFirstUse._recorder is None:
+            import aws_xray_sdk.core as xray
+
+            recorder = xray.xray_recorder
+            recorder.patch = xray.patch
+            recorder.patch_all = xray.patch_all
+            recorder.configure(streaming_threshold=0)  # what Powertools sets for its own recorder
+            _XRayOnFirstUse._recorder = recorder
+        return _XRayOnFirstUse._recorder
+
+    def __getattr__(self, name):
+        return getattr(self._load(), name)
+
+
+# No auto-patching: it imports every library X-Ray can patch. The functions that call AWS
+# patch botocore themselves (provisioning.aws_client).
+tracer = Tracer(auto_patch=False, provider=_XRayOnFirstUse())
 metrics = Metrics(namespace=NAMESPACE)
 
 

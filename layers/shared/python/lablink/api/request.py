@@ -9,7 +9,6 @@ from urllib.parse import parse_qsl
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Form
-from email_validator import EmailNotValidError, validate_email
 
 from lablink.api.http import ApiError, decoded_body, error_response, make_resolver
 from lablink.api.models import AssignmentOut, Count
@@ -80,6 +79,8 @@ def unassigned_vms_count() -> Count:
 
 def normalized_email(text: str) -> str:
     """The address in lower case; raises ApiError(422) with the validator's reason."""
+    from email_validator import EmailNotValidError, validate_email  # only this route needs it
+
     if len(text) > EMAIL_MAX_LENGTH:
         raise ApiError(422, f"The email address is longer than {EMAIL_MAX_LENGTH} characters.")
     try:
