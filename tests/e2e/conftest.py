@@ -34,6 +34,14 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2, message:
         time.sleep(interval)
 
 
+def crd(code: str) -> str:
+    """A start-host command as Chrome Remote Desktop's setup page gives it."""
+    return (
+        f'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="{code}" '
+        '--redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
+    )
+
+
 def process_table() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, command line) of every process."""
     table = {}

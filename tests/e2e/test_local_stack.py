@@ -7,17 +7,10 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from conftest import LocalStackProcess, descendants, process_table, wait_until
+from conftest import LocalStackProcess, crd, descendants, process_table, wait_until
 
 CODES = ("4/0Aalpha-Code_1", "4/0Abeta-Code_2", "4/0Agamma-Code_3")
 RESEARCHERS = ("ada@example.org", "grace@example.org", "alan@example.org")
-
-
-def crd(code: str) -> str:
-    return (
-        f'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="{code}" '
-        '--redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
-    )
 
 
 def vms_by_name(stack: LocalStackProcess) -> dict[str, dict]:

@@ -1,0 +1,130 @@
+"""The admin CLI (`lablink launch|status|vms|logs|export|destroy`) against the local stack,
+started with --demo (5 VMs, 3 of them assigned)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from conftest import LABLINK, crd, run_cli, wait_until
+
+
+@pytest.fixture(scope="module")
+def stack(start_stack):
+    started = start_stack("--demo")
+    wait_until(lambda: "demo: done." in started.output(), 90, message="the demo\n" + started.output())
+    return started
+
+
+def assigned_hostnames(stack) -> list[str]:
+    return sorted(vm["hostname"] for vm in stack.client.vms() if vm["status"] == "assigned")
+
+
+def test_status_counts_the_vms_for_people_and_scripts(stack):
+    people = run_cli(stack, "status")
+    assert people.returncode == 0, people.stderr
+    lines = people.stdout.splitlines()
+    assert lines[0].split() == ["status", "VMs"]
+    assert {tuple(line.split()) for line in lines[2:]} == {("assigned", "3"), ("running", "2"), ("total", "5")}
+    scripts = run_cli(stack, "status", "--json")
+    assert json.loads(scripts.stdout) == {"assigned": 3, "running": 2}
+
+
+def test_vms_shows_every_vm_with_its_researcher_and_phases(stack):
+    table = run_cli(stack, "vms")
+    assert table.returncode == 0, table.stderr
+    header, rule, *rows = table.stdout.splitlines()
+    assert header.split()[:5] == ["hostname", "status", "health", "in", "use"]
+    assert "provisioning" in header and "cloud-init" in header and "container" in header and "total" in header
+    assert len(rows) == 5 and all(row.startswith("lablink-vm-dev-") for row in rows)
+    vms = json.loads(run_cli(stack, "vms", "--json").stdout)
+    assert {vm["hostname"] for vm in vms} == {row.split()[0] for row in rows}
+    for vm in vms:
+        row = next(r for r in rows if r.split()[0] == vm["hostname"])
+        assert f"{vm['totalstartupdurationseconds']:.1f}" in row
+        if vm["status"] == "assigned":
+            assert vm["useremail"] in row
+            assert "--code=***" in vm["crdcommand"]  # the researcher's secret stays masked
+
+
+def test_logs_prints_the_vm_log_and_follow_prints_new_lines(stack):
+    hostname = assigned_hostnames(stack)[0]
+    logs = wait_until(lambda: (r := run_cli(stack, "logs", hostname)).returncode == 0 and "Chrome Remote Desktop started" in r.stdout and r, 30)
+    assert f"agent started for {hostname}" in logs.stdout
+
+    free = next(vm["hostname"] for vm in stack.client.vms() if vm["status"] == "running")
+    env = {**os.environ, "LABLINK_URL": stack.api_url, "LABLINK_ADMIN_PASSWORD": "e2e-admin-password"}
+    follower = subprocess.Popen(
+        [LABLINK, "logs", free, "--follow", "--poll", "0.5"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(2)
+        # A new event in the VM's life: it is assigned and starts CRD; the follower shows it.
+        stack.client.request_vm("barbara@example.org", crd("4/0Afollow-Code"))
+        wait_until(lambda: stack.start_host_calls(free), 30, message="start-host on the followed VM")
+        time.sleep(5)  # the shipping and subscription rounds, then a poll of the follower
+    finally:
+        follower.terminate()
+        out, err = follower.communicate(10)
+    assert "reported running: waiting to be assigned" in out, err
+    assert out.count("Chrome Remote Desktop started") == 1, out
+    lines = out.splitlines()
+    assert len(lines) == len(set(lines)), "a line was printed twice"
+
+
+def test_logs_of_an_unknown_vm_is_a_clear_error(stack):
+    answer = run_cli(stack, "logs", "lablink-vm-dev-999")
+    assert answer.returncode == 2
+    assert answer.stderr.strip() == "error: No VM is named lablink-vm-dev-999. (HTTP 404)"
+
+
+def test_export_gives_the_startup_metrics_as_csv_and_json(stack, tmp_path):
+    as_csv = run_cli(stack, "export", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert len(rows) == len(stack.client.vms())
+    assert all(float(row["totalstartupdurationseconds"]) > 0 for row in rows)
+    target = tmp_path / "metrics.json"
+    written = run_cli(stack, "export", "--format", "json", "--output", str(target))
+    assert written.returncode == 0 and written.stdout.strip() == f"wrote {target}"
+    assert {vm["hostname"] for vm in json.loads(target.read_text())["vms"]} == {row["hostname"] for row in rows}
+
+
+def test_launch_shows_progress_until_the_operation_ends_then_destroy_removes_them(stack):
+    before = {vm["hostname"] for vm in stack.client.vms()}
+    launched = run_cli(stack, "launch", "2", "--poll", "0.2")
+    assert launched.returncode == 0, launched.stderr
+    first, last = launched.stdout.splitlines()[0], launched.stdout.splitlines()[-1]
+    new = set(first.split(": ", 1)[1].split(", "))
+    assert len(new) == 2 and not new & before
+    assert last.startswith("launch succeeded: 2 launched, 0 failed (operation ")
+    progress = launched.stderr.splitlines()  # not a terminal: one line per change
+    assert progress[-1].startswith("launch [##############################] 2/2 (2 done, 0 failed) succeeded")
+    assert all(line.startswith("launch [") for line in progress)
+
+    as_json = run_cli(stack, "destroy", *sorted(new), "--json", "--poll", "0.2")
+    assert as_json.returncode == 0, as_json.stderr
+    final = json.loads(as_json.stdout)
+    assert (final["kind"], final["status"], final["done"], sorted(final["hostnames"])) == ("destroy", "succeeded", 2, sorted(new))
+    assert {vm["hostname"] for vm in stack.client.vms()} == before
+
+
+def test_destroying_everything_needs_yes_when_not_asked_interactively(stack):
+    refused = run_cli(stack, "destroy")
+    assert refused.returncode == 2
+    assert "needs --yes" in refused.stderr
+    assert len(stack.client.vms()) >= 5
+
+
+def test_wrong_credentials_and_unreachable_api_are_clear_errors(stack):
+    wrong = run_cli(stack, "status", password="not-the-password")
+    assert wrong.returncode == 2
+    assert "the admin user or password is wrong (HTTP 401)" in wrong.stderr
+    env = {**os.environ, "LABLINK_ADMIN_PASSWORD": "x"}
+    gone = subprocess.run([LABLINK, "vms", "--url", "http://127.0.0.1:9/local"], env=env, capture_output=True, text=True, timeout=30)
+    assert gone.returncode == 2 and "cannot reach http://127.0.0.1:9/local" in gone.stderr
+    assert gone.stdout == ""
