@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from listener_support import add_vm, poll, wait_for
 
 from lablink_local.postgres import free_port
-from tests.integration.listener.conftest import add_vm, poll, wait_for
 
 LABLINK = Path(sys.executable).with_name("lablink")
 

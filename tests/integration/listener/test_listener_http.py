@@ -8,9 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from listener_support import add_vm, poll, wait_for
 
 from lablink.models import VmStatus
-from tests.integration.listener.conftest import add_vm, poll, wait_for
 
 COMMAND = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Ab-test" --redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
 

@@ -8,11 +8,11 @@ import json
 
 import aiohttp
 import pytest
+from listener_support import add_vm, poll, wait_for
 
 from lablink.repository import Database
 from lablink_listener.settings import LISTEN_APPLICATION_NAME
 from lablink_local.postgres import LocalPostgres, create_migrated_database
-from tests.integration.listener.conftest import add_vm, poll, wait_for
 
 COMMAND = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Ab-fault" --name=$(hostname)'
 N = 100

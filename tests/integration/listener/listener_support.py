@@ -1,0 +1,117 @@
+"""Helpers of the listener tests: the real app served from a thread on a loopback port, VMs
+with tokens, an HTTP poller that notes when each chunk arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+
+from lablink.models import VmStatus
+from lablink.repository import Database
+from lablink.tokens import hash_token, mint_token
+from lablink_listener.app import serve
+from lablink_listener.settings import Settings
+
+# Short timings keep the suite fast. The periodic reconcile is long by default, so a test
+# that sees a delivery within a second proves the NOTIFY path, not the periodic re-read.
+TEST_SETTINGS = Settings(heartbeat_seconds=0.2, reconcile_seconds=60.0, reconnect_max_seconds=0.5, shutdown_seconds=2.0)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+class RunningListener:
+    """The listener app served from a thread with its own event loop."""
+
+    def __init__(self, settings: Settings, wait_until_healthy: bool = True):
+        self.settings = settings
+        self.url = f"http://{settings.host}:{settings.port}"
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        wait_for(lambda: self.health()[0] == 200 if wait_until_healthy else self.health()[0] != 0)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(serve(self.settings, self._stop))
+        self._loop.close()
+
+    def health(self) -> tuple[int, dict]:
+        try:
+            response = requests.get(self.url + "/healthz", timeout=5)
+        except requests.ConnectionError:
+            return 0, {}
+        return response.status_code, response.json()
+
+    def waiters(self) -> int:
+        return self.health()[1].get("waiters", -1)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=15)
+
+
+def add_vm(db: Database, hostname: str, status: VmStatus = VmStatus.RUNNING) -> str:
+    """A VM row with a fresh token (stored hashed, as at launch); returns the token."""
+    token = mint_token()
+    assert db.insert_vm(hostname, status=status, token_hash=hash_token(token))
+    return token
+
+
+@dataclass
+class Poll:
+    status: int
+    body: bytes
+    chunks: list[tuple[float, bytes]] = field(default_factory=list)  # (monotonic arrival, bytes)
+    started: float = 0.0
+    finished: float = 0.0
+
+    def json(self):
+        import json
+
+        return json.loads(self.body)
+
+
+def poll(
+    listener: RunningListener,
+    hostname: str | None,
+    token: str | None,
+    *,
+    wait: float | None = None,
+    body: bytes | None = None,
+    timeout: float = 20.0,
+) -> Poll:
+    """POST /vm_startup and read the whole response, noting when each chunk arrives."""
+    import json
+
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if body is None:
+        body = json.dumps({"hostname": hostname}).encode()
+    params = {"wait": wait} if wait is not None else None
+    started = time.monotonic()
+    with requests.post(
+        listener.url + "/vm_startup", data=body, headers=headers, params=params, stream=True, timeout=timeout
+    ) as response:
+        result = Poll(response.status_code, b"", started=started)
+        for chunk in response.iter_content(chunk_size=None):
+            result.chunks.append((time.monotonic(), chunk))
+            result.body += chunk
+    result.finished = time.monotonic()
+    return result
