@@ -4,6 +4,7 @@ with tokens, an HTTP poller that notes when each chunk arrives."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -82,8 +83,6 @@ class Poll:
     finished: float = 0.0
 
     def json(self):
-        import json
-
         return json.loads(self.body)
 
 
@@ -97,8 +96,6 @@ def poll(
     timeout: float = 20.0,
 ) -> Poll:
     """POST /vm_startup and read the whole response, noting when each chunk arrives."""
-    import json
-
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
