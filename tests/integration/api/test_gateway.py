@@ -79,3 +79,39 @@ def test_http_front_door(api_env, vm_factory):
             await runner.cleanup()
 
     asyncio.run(scenario())
+
+
+def test_authorizer_deny_is_403_and_failure_is_500(gateway, monkeypatch):
+    from lablink import auth
+
+    monkeypatch.setattr(auth, "authorize", lambda event, find: auth.policy("x", "Deny", event["methodArn"]))
+    load = gateway_module.load_function("authorizer")
+    monkeypatch.setattr(load, "authorize", auth.authorize)
+    denied = gateway.request("GET", "/api/vms", headers=ADMIN)
+    assert denied.status == 403 and "explicit deny" in denied.json()["Message"]
+
+    def broken(event, find):
+        raise RuntimeError("secret unreadable")
+
+    monkeypatch.setattr(load, "authorize", broken)
+    assert gateway.request("GET", "/api/vms", headers=ADMIN).status == 500
+
+
+def test_correlation_id_is_the_request_id(gateway, monkeypatch, vm_factory):
+    from lablink.observability import logger
+
+    seen = {}
+    monkeypatch.setattr(logger, "info", lambda *a, **k: seen.setdefault("id", logger.get_correlation_id()))
+    event_ids = []
+    real = Gateway.proxy_event
+
+    def recording(self, *args):
+        event = real(self, *args)
+        event_ids.append(event["requestContext"]["requestId"])
+        return event
+
+    monkeypatch.setattr(Gateway, "proxy_event", recording)
+    vm_factory(1)
+    answer = gateway.request("POST", "/api/request_vm", json_body={"email": "a@example.org", "crd_command": "start-host --code=abc"})
+    assert answer.status == 200
+    assert seen["id"] == event_ids[0]
