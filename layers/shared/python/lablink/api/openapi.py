@@ -17,6 +17,59 @@ SECURITY_SCHEMES = {
 }
 _SECURITY = {Auth.PUBLIC: [], Auth.ADMIN: [{"adminBasic": []}], Auth.VM: [{"vmBearer": []}]}
 
+# What the resolvers cannot say about themselves (each found by fuzzing against this
+# document): the error body of API.md on every error, the errors every body or path value
+# may cause, the errors of single operations, and the answers that are not JSON.
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "detail": {"type": "array", "items": {"type": "object"}}},
+}
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_BODY_ERRORS = {
+    "400": "The body is not valid JSON, or a value is not allowed",
+    "413": "The body is larger than 1 MiB",
+    "415": "The body is not JSON",
+}
+_PATH_ERRORS = {"404": "No such VM or operation"}
+_OPERATION_ERRORS = {
+    ("post", "/api/launch"): {"409": "The fleet would go over its maximum size"},
+    ("post", "/api/request_vm"): {"503": "No VM is free"},
+}
+_HTML_PAGES = {("get", "/"), ("get", "/admin")}
+_FORM_POSTS = {("post", "/api/request_vm")}  # also take JSON; a form post is answered with a page
+_CONTENT_OF = {
+    ("get", "/api/export-metrics"): {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {"schema": {"type": "object", "properties": {"vms": {"type": "array"}}}},
+    }
+}
+
+
+def _complete(method: str, path: str, operation: dict) -> None:
+    responses = operation.setdefault("responses", {})
+    errors = dict(_OPERATION_ERRORS.get((method, path), {}))
+    if "requestBody" in operation:
+        errors.update(_BODY_ERRORS)
+    if "{" in path:
+        errors.update(_PATH_ERRORS)
+    for status, description in errors.items():
+        responses.setdefault(status, {"description": description})
+    for status, response in responses.items():
+        if status.startswith(("4", "5")) and status != "401":
+            response["content"] = dict(_ERROR)
+    if (method, path) in _HTML_PAGES:
+        responses["200"]["content"] = dict(_HTML)
+    if (method, path) in _CONTENT_OF:
+        responses["200"]["content"] = _CONTENT_OF[(method, path)]
+    if (method, path) in _FORM_POSTS:
+        form = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]
+        operation["requestBody"]["content"]["application/json"] = form
+        for status, response in responses.items():
+            if status != "401":
+                response.setdefault("content", {}).update(_HTML)
+
 
 @cache
 def openapi_document() -> dict:
@@ -39,6 +92,7 @@ def openapi_document() -> dict:
                 operation.setdefault("responses", {})["401"] = {"description": "Missing or wrong credentials"}
             if route.auth is Auth.VM:
                 operation["responses"]["403"] = {"description": "The token belongs to another VM"}
+            _complete(method, path, operation)
     missing = {(route.method.lower(), route.path) for route in ROUTES} - {(m, p) for p, ops in paths.items() for m in ops}
     if missing:
         raise RuntimeError(f"routes without a handler: {sorted(missing)}")
@@ -51,7 +105,7 @@ def openapi_document() -> dict:
             "bodies over 1 MiB are refused with 413.",
         },
         "paths": dict(sorted(paths.items())),
-        "components": {"schemas": dict(sorted(schemas.items())), "securitySchemes": SECURITY_SCHEMES},
+        "components": {"schemas": dict(sorted({**schemas, "Error": ERROR_SCHEMA}.items())), "securitySchemes": SECURITY_SCHEMES},
     }
 
 

@@ -1,0 +1,67 @@
+"""Helpers of the reliability proof: scale, figures, the bench programs and the local stack
+(bench/proof_stack.py) in a process of its own (it sets up the process environment, AWS
+endpoint and database, for its functions).
+
+Scale and where the figures go come from the environment, so `bench/prove.py` reruns the
+same tests at full size: LABLINK_PROOF_SCALE=full, LABLINK_PROOF_RESULTS=<dir> (each test
+writes its figures there as JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+FULL = os.environ.get("LABLINK_PROOF_SCALE") == "full"
+
+
+def scaled(ci: float, full: float) -> float:
+    return full if FULL else ci
+
+
+def record(name: str, figures: dict) -> None:
+    """Leave the figures where bench/prove.py collects them (nothing to do in plain CI runs)."""
+    directory = os.environ.get("LABLINK_PROOF_RESULTS")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        (Path(directory) / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str))
+
+
+def run_bench(script: str, *args: str, timeout: float) -> dict:
+    """Run bench/<script> (the same program bench/prove.py runs at full size) and return the
+    JSON object of its last line; its output is kept for a failure's message."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise AssertionError(f"{script} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}")
+    return json.loads(lines[-1])
+
+
+class StackProcess:
+    """bench/proof_stack.py running; ``info`` is the JSON it printed (URLs, password, pids)."""
+
+    def __init__(self, *args: str):
+        self.process = subprocess.Popen(
+            [sys.executable, str(BENCH / "proof_stack.py"), *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        )
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(30)
+            raise RuntimeError(f"the stack did not start:\n{self.process.stderr.read()[-6000:]}")
+        self.info = json.loads(line)
+
+    def stop(self) -> None:
+        self.process.stdin.close()  # the stack stops everything it started, then exits
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
