@@ -8,7 +8,6 @@ import json
 from aws_cdk.assertions import Match
 
 
-
 def _subnet_kinds(synth) -> dict[str, int]:
     kinds: dict[str, int] = {}
     for res in synth.resources("Network", "AWS::EC2::Subnet").values():
