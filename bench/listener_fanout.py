@@ -183,6 +183,7 @@ async def measure(args, url: str, listener: subprocess.Popen, port: int, tokens:
         assigner = multiprocessing.get_context("spawn").Process(
             target=assign_paced, args=(url, args.assignments, args.assign_seconds, args.assign_connections, sender)
         )
+        cpu_before_assigning = cpu_seconds(listener.pid)
         assigner.start()
         made = await asyncio.to_thread(receiver.recv)
         assigner.join()
@@ -194,6 +195,7 @@ async def measure(args, url: str, listener: subprocess.Popen, port: int, tokens:
             return all(h in clients.answers for h in assigned)
 
         await until(all_delivered, DELIVERY_TIMEOUT, 0.01)
+        delivery_cpu = cpu_seconds(listener.pid) - cpu_before_assigning
         await asyncio.sleep(0.5)  # anything woken by mistake shows up meanwhile
         listener_connections = max(listener_connections, db.count_sessions(LISTEN_APPLICATION_NAME))
         rss_now, rss_peak = rss_mb(listener.pid)
@@ -232,6 +234,8 @@ async def measure(args, url: str, listener: subprocess.Popen, port: int, tokens:
         "original_design_db_connections": args.waiters,
         "connect_seconds": round(connect_seconds, 1),
         "connect_listener_cpu_seconds": round(connect_cpu[0], 1),
+        "delivery_listener_cpu_seconds": round(delivery_cpu, 2),
+        "load_average": round(os.getloadavg()[0], 1),
         "heartbeat_seconds": args.heartbeat,
     }
 
@@ -257,6 +261,9 @@ def main() -> None:
     parser.add_argument("--assignments", type=int, default=1_000)
     parser.add_argument("--assign-seconds", type=float, default=1.0, help="the assignments are spread over this time")
     parser.add_argument("--assign-connections", type=int, default=4, help="concurrent assigning connections")
+    parser.add_argument(
+        "--listener-python", default=sys.executable, help="the interpreter that runs the listener (e.g. the image's)"
+    )
     parser.add_argument("--heartbeat", type=float, default=20.0, help="the listener's heartbeat interval")
     args = parser.parse_args()
     if not 0 < args.assignments <= args.waiters:
@@ -282,7 +289,7 @@ def main() -> None:
             log_path = Path(workdir) / "listener.log"
             with open(log_path, "w") as log:
                 listener = subprocess.Popen(
-                    [sys.executable, "-m", "lablink_listener"], env=env, stdout=log, stderr=subprocess.STDOUT
+                    [args.listener_python, "-m", "lablink_listener"], env=env, stdout=log, stderr=subprocess.STDOUT
                 )
             result = asyncio.run(measure(args, url, listener, port, tokens))
         finally:
