@@ -264,7 +264,6 @@ class ApiStack(Stack):
                 throttling_rate_limit=config.deploy.api_rate_limit,
                 throttling_burst_limit=config.deploy.api_burst_limit,
             ),
-            binary_media_types=[],
         )
         self._gateway_responses(api)
         acknowledge(

@@ -78,7 +78,3 @@ class NetworkStack(Stack):
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
-
-    @property
-    def public_subnets(self) -> ec2.SubnetSelection:
-        return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)

@@ -10,7 +10,7 @@ from pathlib import Path
 from assembly import ROOT, STACK_PARTS
 from aws_cdk import aws_lambda as lambda_
 
-from stacks.constants import PYTHON_RUNTIME, PYTHON_VERSION
+from stacks.constants import PYTHON_RUNTIME, PYTHON_VERSION, RUNTIME_PROVIDED
 
 
 def test_synth_succeeds_offline_without_credentials(any_synth):
@@ -94,12 +94,26 @@ def test_layer_wheels_are_built_for_the_lambda_runtime(synth):
     tag = f"cpython-{PYTHON_VERSION.replace('.', '')}-x86_64-linux-gnu"
     assert list(layer.glob(f"psycopg2/_psycopg.{tag}.so")), "psycopg2 binary for the Lambda runtime"
     assert list(layer.glob(f"pydantic_core/_pydantic_core.{tag}.so"))
-    for requirement in (ROOT / "requirements" / "layer.txt").read_text().splitlines():
-        if requirement and not requirement.startswith("#"):
-            name, version = requirement.split("==")
-            dist = name.replace("-", "_").lower()
-            assert list(layer.glob(f"{dist}-{version}.dist-info")), requirement
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_layer_holds_exactly_the_pinned_distributions(synth):
+    layer = _layer_dir(synth)
+    pinned = {}
+    for line in (ROOT / "requirements" / "layer.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[_normalized(name)] = version
+    installed = {}
+    for dist in layer.glob("*.dist-info"):
+        name, version = dist.name.removesuffix(".dist-info").rsplit("-", 1)
+        installed[_normalized(name)] = version
     # The runtime's own boto3/botocore stay in charge.
+    expected = {name: version for name, version in pinned.items() if name not in RUNTIME_PROVIDED}
+    assert installed == expected
     assert not list(layer.glob("botocore*")) and not list(layer.glob("boto3*"))
 
 
