@@ -122,9 +122,7 @@ class ApiStack(Stack):
 
     # -- functions -------------------------------------------------------------------------
 
-    def _function(
-        self, name: str, timeout: int, *, memory: int = API_FUNCTION_MEMORY, extra_env: dict[str, str] | None = None
-    ) -> LablinkFunction:
+    def _function(self, name: str, timeout: int, *, extra_env: dict[str, str] | None = None) -> LablinkFunction:
         function = LablinkFunction(
             self,
             _construct_id(name),
@@ -133,7 +131,7 @@ class ApiStack(Stack):
             layer=self.layer,
             vpc=self.vpc,
             timeout_seconds=timeout,
-            memory_mb=memory,
+            memory_mb=API_FUNCTION_MEMORY,
             environment={**self.database.lambda_environment(), **(extra_env or {})},
         )
         self.database.allow_lambda(function)
