@@ -141,7 +141,7 @@ class LocalStack:
             )
         self._cleanup.callback(_terminate, process)
         url = f"http://{HOST}:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"the listener exited: {log_path.read_text()[-2000:]}")

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 LABLINK = str(Path(sys.executable).with_name("lablink"))
 ADMIN_PASSWORD = "e2e-admin-password"
-START_TIMEOUT = 90
+START_TIMEOUT = 150  # a busy 2-core machine (CI) can take a while
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):

@@ -1,5 +1,5 @@
-"""The admin CLI (`lablink launch|status|vms|logs|export|destroy`) against the local stack,
-started with --demo (5 VMs, 3 of them assigned)."""
+"""`lablink local --demo`, then the admin CLI (`lablink launch|status|vms|logs|export|destroy`)
+against that stack (5 VMs, 3 of them assigned by the demo)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,22 @@ def stack(start_stack):
 
 def assigned_hostnames(stack) -> list[str]:
     return sorted(vm["hostname"] for vm in stack.client.vms() if vm["status"] == "assigned")
+
+
+def test_the_demo_launches_five_and_prints_each_assignment_as_the_vm_receives_it(stack):
+    received = [line for line in stack.lines if "received its command" in line]
+    assert len(received) == 3
+    given = [line for line in stack.lines if " was given " in line]
+    assert len(given) == 3
+    vms = {vm["hostname"]: vm for vm in stack.client.vms()}
+    assert len(vms) == 5
+    for line in given:
+        email, hostname = line.split("demo: ")[1].split(" was given ")
+        hostname = hostname.split()[0]
+        assert vms[hostname]["useremail"] == email
+        assert any(line.startswith(f"demo: {hostname} received its command") for line in received)
+        assert stack.start_host_calls(hostname)[-1]["pin"] == vms[hostname]["pin"]
+    assert stack.client.status() == {"assigned": 3, "running": 2}
 
 
 def test_status_counts_the_vms_for_people_and_scripts(stack):

@@ -4,7 +4,6 @@ through the log API -> destroy -> a clean stop with no process left behind."""
 
 from __future__ import annotations
 
-import json
 import urllib.request
 
 from conftest import LocalStackProcess, crd, descendants, process_table, wait_until
@@ -105,23 +104,3 @@ def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
     conn.close()
     assert stack.value_of("PostgreSQL: ready").split("database ")[1].split(",")[0] not in names
 
-
-def test_the_demo_launches_five_and_prints_each_assignment_as_the_vm_receives_it(start_stack):
-    stack = start_stack("--demo")
-    received = wait_until(
-        lambda: [line for line in stack.lines if "received its command" in line] if "demo: done." in stack.output() else None,
-        90,
-        message="the demo to finish\n" + stack.output(),
-    )
-    assert len(received) == 3
-    given = [line for line in stack.lines if " was given " in line]
-    assert len(given) == 3
-    vms = {vm["hostname"]: vm for vm in stack.client.vms()}
-    assert len(vms) == 5
-    for line in given:
-        email, hostname = line.split("demo: ")[1].split(" was given ")
-        hostname = hostname.split()[0]
-        assert vms[hostname]["useremail"] == email
-        assert any(line.startswith(f"demo: {hostname} received its command") for line in received)
-        assert stack.start_host_calls(hostname)[-1]["pin"] == vms[hostname]["pin"]
-    assert json.loads(json.dumps(stack.client.status())) == {"assigned": 3, "running": 2}

@@ -14,7 +14,7 @@ input, textarea { width: 100%; padding: .5rem; font: inherit; box-sizing: border
 input[type=checkbox] { width: auto; } label.inline { display: inline; font-weight: normal; }
 button { margin-top: 1rem; padding: .6rem 1.2rem; font: inherit; }
 .error { background: #fde8e8; border: 1px solid #e0a0a0; padding: .8rem; }
-.ok { background: #e8f6e8; border: 1px solid #9c9; padding: .8rem; }
+.ok { background: #e8f6e8; border: 1px solid #9c9; padding: .8rem; } .ok code { font-size: 1.25rem; }
 table { border-collapse: collapse; width: 100%; font-size: .9rem; } td, th { border: 1px solid #ccc; padding: .3rem .5rem; text-align: left; }
 code { background: #f3f3f3; padding: .1rem .3rem; }
 """

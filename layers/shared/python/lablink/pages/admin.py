@@ -47,7 +47,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .legend { display: flex; gap: 1rem; margin: .5rem 0; } .legend span::before { content: ""; display: inline-block;
   width: .8rem; height: .8rem; margin-right: .3rem; background: var(--c); vertical-align: -1px; }
 #log-text { background: #111; color: #ddd; padding: .6rem; max-height: 24rem; overflow: auto; white-space: pre-wrap; font-size: .8rem; }
-.table-box { overflow-x: auto; }
+.table-box { overflow: auto; max-height: 70vh; }
+.table-box thead th { position: sticky; top: 0; background: #fff; }
 """
 
 
@@ -63,10 +64,10 @@ def status_counts(vms: Sequence[Mapping]) -> dict[str, int]:
 
 def counts_html(vms: Sequence[Mapping]) -> str:
     items = "".join(
-        f'<li data-status="{escape(status)}"><strong>{count}</strong>{escape(status)}</li>'
+        f'<li data-status="{escape(status)}"><strong>{count}</strong> {escape(status)}</li>'
         for status, count in status_counts(vms).items()
     )
-    return f'<ul class="counts" id="counts"><li data-status="total"><strong>{len(vms)}</strong>VMs</li>{items}</ul>'
+    return f'<ul class="counts" id="counts"><li data-status="total"><strong>{len(vms)}</strong> VMs</li>{items}</ul>'
 
 
 def _row(vm: Mapping) -> str:
