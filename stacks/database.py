@@ -66,9 +66,9 @@ class DatabaseStack(Stack):
             publicly_accessible=False,
             port=DB_PORT,
             database_name=DB_NAME,
-            credentials=rds.Credentials.from_generated_secret(
-                DB_ADMIN_USER, secret_name=f"{resource_name(env_name, 'database')}-credentials"
-            ),
+            # A generated secret name: a deleted secret's name stays taken for days, and nothing
+            # needs to name this one (functions and the listener get its ARN).
+            credentials=rds.Credentials.from_generated_secret(DB_ADMIN_USER),
             parameter_group=parameters,
             storage_encrypted=True,
             storage_type=rds.StorageType.GP3,
