@@ -1,0 +1,34 @@
+"""The admin CLI's output helpers: following a bounded log tail, tables, the progress bar."""
+
+from __future__ import annotations
+
+import io
+
+from lablink.admin_client import ProgressBar, new_lines, table
+
+
+def test_new_lines_follow_a_tail_that_grows_and_drops_its_oldest_lines():
+    assert new_lines("", "a\nb") == ["a", "b"]
+    assert new_lines("a\nb", "a\nb\nc") == ["c"]
+    assert new_lines("a\nb\nc", "b\nc\nd\ne") == ["d", "e"]  # the oldest line fell off the tail
+    assert new_lines("a\nb", "a\nb") == []
+    assert new_lines("x\ny", "p\nq") == ["p", "q"]  # no overlap at all: everything is new
+    # A repeated line is matched as a run, not a single line.
+    assert new_lines("ok\nok", "ok\nok\nok") == ["ok"]
+
+
+def test_table_aligns_columns_and_shows_missing_values_as_blank():
+    text = table(["hostname", "total"], [["lablink-vm-dev-1", "12.5"], ["vm-2", None]])
+    assert text.splitlines() == ["hostname          total", "----------------  -----", "lablink-vm-dev-1  12.5", "vm-2"]
+
+
+def test_progress_bar_prints_one_line_per_change_when_not_on_a_terminal():
+    out = io.StringIO()
+    bar = ProgressBar(out, width=10)
+    for done, status in ((0, "queued"), (0, "queued"), (2, "running"), (4, "succeeded")):
+        bar({"kind": "launch", "requested": 4, "done": done, "failed": 0, "status": status})
+    assert out.getvalue().splitlines() == [
+        "launch [----------] 0/4 (0 done, 0 failed) queued",
+        "launch [#####-----] 2/4 (2 done, 0 failed) running",
+        "launch [##########] 4/4 (4 done, 0 failed) succeeded",
+    ]
