@@ -11,6 +11,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -36,15 +37,27 @@ class ProcessListener:
         return self.health()[1].get("waiters", -1)
 
 
-@pytest.fixture
-def listener_process(database_url, tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "LISTENER_PORT": str(port),
-        "LABLINK_CONFIG_JSON": json.dumps({"listener": {"heartbeat_seconds": 0.2}}),
+def libpq_variables(url: str) -> dict[str, str]:
+    """The database as the ECS task gives it: PG* variables, no DATABASE_URL."""
+    parts = urlsplit(url)
+    return {
+        "PGHOST": parts.hostname,
+        "PGPORT": str(parts.port),
+        "PGUSER": parts.username,
+        "PGDATABASE": parts.path.lstrip("/"),
+        "PGSSLMODE": "disable",
     }
+
+
+@pytest.fixture(params=["DATABASE_URL", "PG variables"])
+def listener_process(request, database_url, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    env.update(
+        {"DATABASE_URL": database_url} if request.param == "DATABASE_URL" else libpq_variables(database_url),
+        LISTENER_PORT=str(port),
+        LABLINK_CONFIG_JSON=json.dumps({"listener": {"heartbeat_seconds": 0.2}}),
+    )
     log = open(tmp_path / "listener.log", "w+")
     process = subprocess.Popen([str(LABLINK), "listener"], env=env, stdout=log, stderr=subprocess.STDOUT)
     listener = ProcessListener(port)
@@ -59,6 +72,7 @@ def listener_process(database_url, tmp_path):
         log.close()
 
 
+@pytest.mark.parametrize("listener_process", ["DATABASE_URL"], indirect=True)
 def test_sigterm_releases_waiters_and_exits_cleanly(db, listener_process):
     process, listener, log_path = listener_process
     token = add_vm(db, "vm-1")
