@@ -18,6 +18,7 @@ import importlib.util
 import json
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -112,6 +113,10 @@ class Gateway:
         self.functions_dir = functions_dir
         self.region = region
         self._routes = [(route, _route_regex(route.path)) for route in ROUTES]
+        # A Lambda execution environment runs one invocation at a time, and the handlers
+        # rely on it (the resolver's current event, the Logger's correlation id are
+        # per-process state). Here every function shares one process: one at a time.
+        self._invoking = threading.Lock()
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route, regex in self._routes:
@@ -168,7 +173,8 @@ class Gateway:
             denied = self._authorize(event)
             if denied is not None:
                 return denied
-        result = load_function(route.function.value, self.functions_dir).handler(event, LambdaContext(route.function.value))
+        with self._invoking:
+            result = load_function(route.function.value, self.functions_dir).handler(event, LambdaContext(route.function.value))
         return self._response(result)
 
     def proxy_event(self, route, method, path, path_parameters, query_pairs, headers, body, source_ip) -> dict:
@@ -243,7 +249,8 @@ class Gateway:
                                            "pathParameters", "stageVariables", "requestContext")},
         }
         try:
-            result = load_function(AUTHORIZER, self.functions_dir).handler(authorizer_event, LambdaContext(AUTHORIZER))
+            with self._invoking:
+                result = load_function(AUTHORIZER, self.functions_dir).handler(authorizer_event, LambdaContext(AUTHORIZER))
         except Exception as error:
             if str(error) == "Unauthorized":
                 return _json_response(401, {"message": "Unauthorized"}, {"WWW-Authenticate": "Basic"})
