@@ -88,7 +88,7 @@ class FakeHost:
         self.processes.clear()
 
 
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, message: str = "condition"):
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, message: str = "condition"):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -139,4 +139,4 @@ def test_a_listener_answering_204_at_once_is_not_polled_in_a_tight_loop(tmp_path
         server.server_close()
     polls = [path for path, _, _ in server.requests]
     assert set(polls) == {"/vm_startup?wait=50"}
-    assert 3 <= len(polls) <= 5
+    assert 1 <= len(polls) <= 5  # 1 s at one poll per 0.25 s at most
