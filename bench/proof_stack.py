@@ -102,6 +102,8 @@ class ProofStack(LocalStack):
         if not self.gateway_process:
             return super()._start_gateway()
         port = free_port()
+        self.api_url = f"http://{HOST}:{port}/{STAGE}"
+        os.environ["API_URL"] = self.api_url  # the launches' user data points the VMs here
         with open(self.state_dir / "gateway.log", "ab") as log:
             self.gateway = subprocess.Popen(
                 [sys.executable, "-c", GATEWAY_CODE, HOST, str(port), STAGE, self.config.app.region],
@@ -117,8 +119,6 @@ class ProofStack(LocalStack):
                 if self.gateway.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the gateway process did not start: see gateway.log") from None
                 time.sleep(0.05)
-        self.api_url = f"http://{HOST}:{port}/{STAGE}"
-        os.environ["API_URL"] = self.api_url
         return self.api_url
 
     def _start_vms(self) -> str:
