@@ -43,6 +43,7 @@ def start_async(payload: Mapping) -> None:
     """Run the step for ``payload`` without waiting for it."""
     if os.environ.get(INLINE_ENV) == "1":
         thread = threading.Thread(target=_run_inline, args=(dict(payload),), name=f"provision-{payload['operation_id']}", daemon=True)
+        _inline_threads[:] = [t for t in _inline_threads if t.is_alive()]  # a long-running stack keeps none it is done with
         _inline_threads.append(thread)
         thread.start()
         return
