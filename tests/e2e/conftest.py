@@ -197,7 +197,7 @@ def browser_factory():
     ARTIFACTS.mkdir(exist_ok=True)
     drivers = []
 
-    def make(javascript: bool = True, authorization: str | None = None):
+    def make(javascript: bool = True):
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for flag in CHROMIUM_FLAGS:
@@ -206,10 +206,6 @@ def browser_factory():
             options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(30)
-        if authorization:
-            # The admin's Basic credentials on every request, fetch() included.
-            driver.execute_cdp_cmd("Network.enable", {})
-            driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": authorization}})
         drivers.append(driver)
         return driver
 

@@ -166,11 +166,14 @@ SCRIPT = """
   const $ = (id) => document.getElementById(id);
   const FINISHED = ["succeeded", "failed", "partial"];
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  // fetch() refuses URLs that hold user:password@ (a dashboard opened that way): the
+  // browser's cached Basic credentials are sent without them.
+  const url = (path) => { const u = new URL(path, document.baseURI); u.username = ""; u.password = ""; return u.href; };
 
   async function api(method, path, body) {
     const options = { method, headers: { Accept: "application/json" } };
     if (body !== undefined) { options.headers["Content-Type"] = "application/json"; options.body = JSON.stringify(body); }
-    const response = await fetch(path, options);
+    const response = await fetch(url(path), options);
     const data = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(data.error || data.message || ("HTTP " + response.status));
     return data;
@@ -182,7 +185,7 @@ SCRIPT = """
 
   async function refresh() {
     try {
-      const response = await fetch("admin", { headers: { Accept: "text/html" } });
+      const response = await fetch(url("admin"), { headers: { Accept: "text/html" } });
       if (!response.ok) return;
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
       const keep = new Set(selected());
