@@ -13,6 +13,7 @@ from pathlib import Path
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from stacks.constants import (
@@ -147,6 +148,13 @@ def shared_layer(scope: Construct, construct_id: str = "SharedLayer") -> lambda_
         compatible_architectures=[LAMBDA_ARCHITECTURE],
         description="lablink shared package, its pinned dependencies and the schema migrations",
     )
+
+
+def layer_asset_hash(layer: lambda_.LayerVersion) -> str:
+    """The hash the CDK staged the layer's asset under (its inputs and bundling options)."""
+    asset = layer.node.find_child("Code")
+    assert isinstance(asset, s3_assets.Asset)
+    return asset.asset_hash
 
 
 def function_code(name: str) -> lambda_.Code:

@@ -13,7 +13,7 @@ from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from lablink.config import LablinkConfig
-from stacks.bundling import layer_source_hash, shared_layer
+from stacks.bundling import layer_asset_hash, shared_layer
 from stacks.constants import (
     DB_ADMIN_USER,
     DB_NAME,
@@ -153,12 +153,13 @@ class DatabaseStack(Stack):
         (DDL and the advisory lock gain nothing from the proxy). The resource's properties
         change whenever the schema, the runner or the table/channel names change, or the
         database is replaced; CloudFormation then runs the migrations again."""
+        layer = shared_layer(self)
         function = LablinkFunction(
             self,
             "Migrate",
             name=MIGRATE_FUNCTION,
             config=config,
-            layer=shared_layer(self),
+            layer=layer,
             vpc=vpc,
             timeout_seconds=MIGRATE_TIMEOUT,
             memory_mb=256,
@@ -175,7 +176,7 @@ class DatabaseStack(Stack):
             service_token=function.function.function_arn,
             resource_type="Custom::LablinkMigrations",
             properties={
-                "SchemaHash": layer_source_hash(),
+                "SchemaHash": layer_asset_hash(layer),
                 "Database": json.dumps(config.db.model_dump(), sort_keys=True),
                 "Endpoint": self.instance.db_instance_endpoint_address,
             },

@@ -71,7 +71,7 @@ def test_admin_secret_holds_the_admin_username_and_a_generated_password(synth):
     (admin,) = [
         secret
         for _p, _l, secret in synth.all_resources("AWS::SecretsManager::Secret")
-        if "admin" in secret["Properties"]["Name"]
+        if "admin" in secret["Properties"].get("Name", "")
     ]
     template = json.loads(admin["Properties"]["GenerateSecretString"]["SecretStringTemplate"])
     assert template == {"username": "admin"}
