@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
 import os
@@ -29,6 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -66,10 +68,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def listener_wake_times(log_path: Path) -> dict[str, float]:
+    """hostname -> when the listener woke its waiters (epoch seconds, from its JSON log)."""
+    woken = {}
+    for line in log_path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("message") == "assignment delivered":
+            woken[entry["hostname"]] = datetime.fromisoformat(entry["time"]).timestamp()
+    return woken
+
+
 def assign_paced(url: str, count: int, seconds: float, connections: int, results) -> None:
     """(In its own process.) Make ``count`` assignments evenly over ``seconds``, from
     ``connections`` threads (one Database each, as concurrent researcher requests would be);
-    send back (hostname, pin, started, finished) for each. ``started`` is taken just before
+    send back (hostname, pin, started, finished, started wall-clock time) for each. ``started`` is taken just before
     the statement, so a latency measured from it is an upper bound of commit-to-answer."""
     out = []
     begin = time.monotonic() + 0.2
@@ -82,8 +97,9 @@ def assign_paced(url: str, count: int, seconds: float, connections: int, results
             if delay > 0:
                 time.sleep(delay)
             started = time.monotonic()  # CLOCK_MONOTONIC is system-wide on Linux: comparable across processes
+            wall = time.time()  # for the listener's log timestamps
             assignment = db.assign_vm(f"researcher{i}@example.org", COMMAND.format(i=i))
-            out.append((assignment.hostname, assignment.pin, started, time.monotonic()))
+            out.append((assignment.hostname, assignment.pin, started, time.monotonic(), wall))
         db.close()
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
@@ -147,7 +163,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-async def measure(args, url: str, listener: subprocess.Popen, port: int, tokens: dict[str, str]) -> dict:
+async def measure(
+    args, url: str, listener: subprocess.Popen, port: int, tokens: dict[str, str], log_path: Path
+) -> dict:
     base = f"http://127.0.0.1:{port}"
     db = Database(url, actor="bench-observer")
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
@@ -183,12 +201,18 @@ async def measure(args, url: str, listener: subprocess.Popen, port: int, tokens:
         assigner = multiprocessing.get_context("spawn").Process(
             target=assign_paced, args=(url, args.assignments, args.assign_seconds, args.assign_connections, sender)
         )
+        # The measuring side must not pause: a full collection over 10,000 client
+        # connections takes hundreds of ms here, which would be charged to the listener.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         cpu_before_assigning = cpu_seconds(listener.pid)
         assigner.start()
         made = await asyncio.to_thread(receiver.recv)
         assigner.join()
-        assigned = {hostname: (pin, started) for hostname, pin, started, _ in made}
-        assign_span = max(finished for *_, finished in made) - made[0][2]
+        assigned = {hostname: (pin, started) for hostname, pin, started, _, _ in made}
+        assigned_wall = {hostname: wall for hostname, *_, wall in made}
+        assign_span = max(made_row[3] for made_row in made) - made[0][2]
         print(f"{len(made)} assignments committed in {assign_span:.3f} s")
 
         async def all_delivered() -> bool:
@@ -196,6 +220,7 @@ async def measure(args, url: str, listener: subprocess.Popen, port: int, tokens:
 
         await until(all_delivered, DELIVERY_TIMEOUT, 0.01)
         delivery_cpu = cpu_seconds(listener.pid) - cpu_before_assigning
+        gc.enable()
         await asyncio.sleep(0.5)  # anything woken by mistake shows up meanwhile
         listener_connections = max(listener_connections, db.count_sessions(LISTEN_APPLICATION_NAME))
         rss_now, rss_peak = rss_mb(listener.pid)
@@ -211,6 +236,9 @@ async def measure(args, url: str, listener: subprocess.Popen, port: int, tokens:
                 delivered += 1
                 latencies.append((at - started) * 1000)
         wrongly_woken = sum(1 for hostname in clients.answers if hostname not in assigned)
+        # The listener's share: from the commit to the moment it woke the waiter (its log).
+        woken = listener_wake_times(log_path)
+        listener_latencies = [(woken[h] - wall) * 1000 for h, wall in assigned_wall.items() if h in woken]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -226,6 +254,8 @@ async def measure(args, url: str, listener: subprocess.Popen, port: int, tokens:
         "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "p99_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
         "max_ms": round(max(latencies), 1) if latencies else None,
+        "listener_p50_ms": round(statistics.median(listener_latencies), 1) if listener_latencies else None,
+        "listener_p99_ms": round(percentile(listener_latencies, 0.99), 1) if listener_latencies else None,
         "listener_rss_mb": round(rss_now, 1),
         "listener_rss_waiting_mb": round(rss_waiting, 1),
         "listener_peak_rss_mb": round(rss_peak, 1),
@@ -291,7 +321,7 @@ def main() -> None:
                 listener = subprocess.Popen(
                     [args.listener_python, "-m", "lablink_listener"], env=env, stdout=log, stderr=subprocess.STDOUT
                 )
-            result = asyncio.run(measure(args, url, listener, port, tokens))
+            result = asyncio.run(measure(args, url, listener, port, tokens, log_path))
         finally:
             if listener is not None:
                 listener.send_signal(signal.SIGTERM)
@@ -302,7 +332,8 @@ def main() -> None:
             drop_database(admin_url, name)
     print(
         f"delivered {result['delivered']}/{result['assigned']} (wrongly woken: {result['wrongly_woken']}); "
-        f"latency p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms; "
+        f"latency p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms "
+        f"(commit to listener wake-up: p50 {result['listener_p50_ms']} ms, p99 {result['listener_p99_ms']} ms); "
         f"listener RSS {result['listener_rss_mb']} MB (peak {result['listener_peak_rss_mb']} MB); "
         f"DB connections: {result['listener_db_connections']} ({result['listen_connections']} LISTEN) "
         f"vs {result['original_design_db_connections']} in the original design"
