@@ -166,6 +166,11 @@ class DatabaseStack(Stack):
             environment={
                 ENV_DB_SECRET_ARN: self.secret.secret_arn,
                 ENV_DB_HOST: self.instance.db_instance_endpoint_address,
+                # libpq bounds the connection and every statement (the advisory lock included)
+                # well inside the function's timeout, so the handler can still report a
+                # failure: an unanswered custom resource leaves the stack waiting an hour.
+                "PGCONNECT_TIMEOUT": "10",
+                "PGOPTIONS": f"-c statement_timeout={MIGRATE_TIMEOUT - 60}s",
             },
         )
         self.secret.grant_read(function.role)

@@ -13,7 +13,7 @@ import psycopg2
 import pytest
 from assembly import ROOT
 
-from lablink.migrations import load_migrations
+from lablink.migrations import MIGRATION_LOCK_KEY, load_migrations
 
 
 def _load_handler():
@@ -137,3 +137,23 @@ def test_a_failed_migration_is_reported_not_left_hanging(cloudformation, monkeyp
     assert response["body"]["Status"] == "FAILED"
     assert "OperationalError" in response["body"]["Reason"]
     assert len(json.dumps(response["body"])) < 4096
+
+
+def test_a_blocked_migration_times_out_and_is_reported(fresh_database, cloudformation, monkeypatch):
+    """Another session holds the migrations' advisory lock: the statement timeout the stack
+    sets (PGOPTIONS) ends the wait, and CloudFormation hears of it."""
+    url = fresh_database()
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=1s")
+    holder = psycopg2.connect(url)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        handler_module.handler(_event(cloudformation, "Create"), CONTEXT)
+    finally:
+        holder.close()
+
+    (response,) = cloudformation.responses
+    assert response["body"]["Status"] == "FAILED"
+    assert "QueryCanceled" in response["body"]["Reason"]
+    assert "vms" not in _tables(url)

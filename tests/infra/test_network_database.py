@@ -107,7 +107,12 @@ def test_migrations_run_through_a_custom_resource_on_the_instance(synth):
     (layer,) = synth.resources("Database", "AWS::Lambda::LayerVersion").values()
     assert layer["Metadata"]["aws:asset:path"] == f"asset.{props['SchemaHash']}"
     assert synth.resolve("Database", props["Endpoint"])[2] == "Endpoint.Address"
-    env = synth.lambda_functions()["migrate"][2]["Properties"]["Environment"]["Variables"]
+    function = synth.lambda_functions()["migrate"][2]["Properties"]
+    env = function["Environment"]["Variables"]
+    # Every wait is bounded inside the function's own timeout, so a failure is still reported.
+    assert int(env["PGCONNECT_TIMEOUT"]) < 60
+    statement_limit = int(env["PGOPTIONS"].removeprefix("-c statement_timeout=").removesuffix("s"))
+    assert statement_limit + int(env["PGCONNECT_TIMEOUT"]) < function["Timeout"]
     part, lid, attribute = synth.resolve("Database", env["DB_HOST"])
     assert synth.resources(part)[lid]["Type"] == "AWS::RDS::DBInstance" and attribute == "Endpoint.Address"
 
