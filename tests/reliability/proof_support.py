@@ -2,9 +2,8 @@
 (bench/proof_stack.py) in a process of its own (it sets up the process environment, AWS
 endpoint and database, for its functions).
 
-Scale and where the figures go come from the environment, so `bench/prove.py` reruns the
-same tests at full size: LABLINK_PROOF_SCALE=full, LABLINK_PROOF_RESULTS=<dir> (each test
-writes its figures there as JSON)."""
+The tests run the proof at CI scale; `bench/prove.py` runs the same programs at full size.
+LABLINK_PROOF_RESULTS=<dir> makes each test leave its figures there as JSON."""
 
 from __future__ import annotations
 
@@ -16,11 +15,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
-FULL = os.environ.get("LABLINK_PROOF_SCALE") == "full"
-
-
-def scaled(ci: float, full: float) -> float:
-    return full if FULL else ci
 
 
 def record(name: str, figures: dict) -> None:
