@@ -147,8 +147,7 @@ async def answer_with_heartbeats(
             if request.transport is not None:
                 request.transport.close()
             return response
-        await response.write(json.dumps(outcome_body(outcome)).encode())
-        await response.write_eof()
+        await response.write_eof(json.dumps(outcome_body(outcome)).encode())  # body and end in one send
     except ConnectionResetError:
         pass  # the client left; its waiter is discarded by the caller
     return response
