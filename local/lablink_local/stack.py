@@ -91,6 +91,7 @@ class LocalStack:
 
     def start(self) -> None:
         """Start everything (stop() undoes what started, also after a failure here)."""
+        _check_port_free(self.port)  # before minutes of starting things, not after
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
         self.state_dir.mkdir(parents=True)
@@ -164,9 +165,13 @@ class LocalStack:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="gateway", daemon=True)
         thread.start()
-        runner = asyncio.run_coroutine_threadsafe(
-            gateway.start(HOST, self.port, gateway.Gateway(stage=STAGE, region=self.config.app.region)), loop
-        ).result(30)
+        try:
+            runner = asyncio.run_coroutine_threadsafe(
+                gateway.start(HOST, self.port, gateway.Gateway(stage=STAGE, region=self.config.app.region)), loop
+            ).result(30)
+        except OSError as error:  # taken since the check at the start
+            loop.call_soon_threadsafe(loop.stop)
+            raise RuntimeError(f"cannot serve on {HOST}:{self.port} ({error}): choose another port with --port") from None
 
         def stop() -> None:
             from lablink import provisioning
@@ -213,6 +218,19 @@ class LocalStack:
 
     def stop(self) -> None:
         self._cleanup.close()
+
+
+def _check_port_free(port: int) -> None:
+    import socket
+
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the gateway binds
+        try:
+            probe.bind((HOST, port))
+        except OSError as error:
+            raise RuntimeError(f"cannot serve on {HOST}:{port} ({error.strerror}): choose another port with --port") from None
 
 
 def _import_moto_backends() -> None:

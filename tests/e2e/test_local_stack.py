@@ -4,9 +4,11 @@ through the log API -> destroy -> a clean stop with no process left behind."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import urllib.request
 
-from conftest import LocalStackProcess, crd, descendants, process_table, wait_until
+from conftest import LABLINK, LocalStackProcess, crd, descendants, process_table, wait_until
 
 CODES = ("4/0Aalpha-Code_1", "4/0Abeta-Code_2", "4/0Agamma-Code_3")
 RESEARCHERS = ("ada@example.org", "grace@example.org", "alan@example.org")
@@ -104,3 +106,17 @@ def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
     conn.close()
     assert stack.value_of("PostgreSQL: ready").split("database ")[1].split(",")[0] not in names
 
+
+
+def test_a_port_in_use_is_a_clear_error_before_anything_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        answer = subprocess.run(
+            [LABLINK, "local", "--port", str(port), "--state-dir", str(tmp_path / "state")],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+    assert answer.returncode == 2
+    assert f"error: cannot serve on 127.0.0.1:{port} (Address already in use): choose another port with --port" in answer.stderr
+    assert "PostgreSQL" not in answer.stdout
