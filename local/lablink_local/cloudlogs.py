@@ -43,7 +43,10 @@ class _Poller(threading.Thread):
     def stop(self) -> None:
         self.stopped.set()
         self.join(10)
-        self.poll()  # what arrived last still gets through
+        try:
+            self.poll()  # what arrived last still gets through
+        except Exception:
+            log.exception("%s: last round failed", self.name)
 
 
 class LogShipper(_Poller):

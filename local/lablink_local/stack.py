@@ -73,6 +73,7 @@ class LocalStack:
         self.progress = progress
         self._cleanup = contextlib.ExitStack()
         self.api_url = ""
+        self.cloud = None  # CloudResources, once the emulator runs
         self.simulator = None
 
     @property
