@@ -61,17 +61,19 @@ class Lookups:
         if self._pool is not None:
             await self._pool.close()
 
+    async def _fetchrow_once(self, query: str, *args) -> asyncpg.Record | None:
+        async with self._pool.acquire() as conn:
+            return await conn.fetchrow(query, *args)
+
     async def _fetchrow(self, query: str, *args) -> asyncpg.Record | None:
-        # A pooled connection may have died with the server (restart, failover): one retry
-        # runs on a fresh connection.
-        for attempt in (1, 2):
-            try:
-                async with self._pool.acquire() as conn:
-                    return await conn.fetchrow(query, *args)
-            except UNAVAILABLE as error:
-                if attempt == 2:
-                    raise DatabaseUnavailable(str(error)) from error
-        raise AssertionError("unreachable")
+        try:
+            return await self._fetchrow_once(query, *args)
+        except UNAVAILABLE:
+            pass  # a pooled connection may have died with the server: once more, on a fresh one
+        try:
+            return await self._fetchrow_once(query, *args)
+        except UNAVAILABLE as error:
+            raise DatabaseUnavailable(str(error)) from error
 
     async def vm(self, hostname: str) -> asyncpg.Record | None:
         return await self._fetchrow(self._queries.vm, hostname)
