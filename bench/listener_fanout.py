@@ -2,8 +2,8 @@
 within one second; each VM's answer is timed from its assignment's commit.
 
 The listener runs in its own process (`python -m lablink_listener`, as in the container);
-the waiting VMs are asyncio HTTP clients in this process; the assignments are made by the
-real Database.assign_vm (so the real trigger notifies) in a third process. Prints a human
+the waiting VMs are asyncio HTTP clients spread over a few processes; the assignments are
+made by the real Database.assign_vm (so the real trigger notifies) in another. Prints a human
 summary, then, as its last line, one JSON object: waiters, assigned, delivered, p50/p99/max
 latency from commit to the client's full response, listener RSS, and the database
 connections the listener holds beside what the original design would hold (one per waiter).
@@ -29,6 +29,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -111,50 +113,79 @@ def assign_paced(url: str, count: int, seconds: float, connections: int, results
 
 
 class Clients:
-    """W waiting VMs: one POST /vm_startup each (heartbeat mode), read to the end."""
+    """Waiting VMs: one POST /vm_startup each (heartbeat mode), read to the end."""
 
-    def __init__(self, url: str, tokens: dict[str, str]):
+    def __init__(self, url: str, tokens: dict[str, str], connecting_at_once: int, waiting, answered, failed):
         self.url = url
         self.tokens = tokens
-        self.waiting = 0
         self.answers: dict[str, tuple[float, bytes]] = {}
         self.failures: list[str] = []
-        self._connecting = asyncio.Semaphore(CONNECTING_AT_ONCE)
+        self._connecting = asyncio.Semaphore(connecting_at_once)
+        self._counters = waiting, answered, failed
+
+    @staticmethod
+    def _count(counter) -> None:
+        with counter.get_lock():
+            counter.value += 1
 
     async def _wait(self, session: aiohttp.ClientSession, hostname: str, token: str) -> None:
+        waiting, answered, failed = self._counters
         try:
             async with self._connecting:
                 response = await session.post(
                     self.url + "/vm_startup", json={"hostname": hostname}, headers={"Authorization": f"Bearer {token}"}
                 )
             if response.status != 200:
-                self.failures.append(f"{hostname}: HTTP {response.status}")
-                return
-            self.waiting += 1
+                raise aiohttp.ClientError(f"HTTP {response.status}")
+            self._count(waiting)
             body = await response.read()
             self.answers[hostname] = (time.monotonic(), body)
+            self._count(answered)
             response.release()
         except (aiohttp.ClientError, OSError) as error:
             self.failures.append(f"{hostname}: {error!r}")
+            self._count(failed)
 
-    def start(self, session: aiohttp.ClientSession) -> list[asyncio.Task]:
-        return [asyncio.create_task(self._wait(session, h, t)) for h, t in self.tokens.items()]
+    async def run(self, measuring, stop) -> None:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        timeout = aiohttp.ClientTimeout(total=None, connect=60, sock_connect=60)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            tasks = [asyncio.create_task(self._wait(session, h, t)) for h, t in self.tokens.items()]
+            await asyncio.to_thread(measuring.wait)
+            # The measuring side must not pause: a full collection over thousands of client
+            # connections takes hundreds of ms, which would be charged to the listener.
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+            await asyncio.to_thread(stop.wait)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def healthz(session: aiohttp.ClientSession, url: str) -> tuple[int, dict]:
+def run_clients(url, tokens, connecting_at_once, counters, measuring, stop, results) -> None:
+    """(In its own process.) Wait as the given VMs until ``stop``; send back the answers."""
+    clients = Clients(url, tokens, connecting_at_once, *counters)
+    asyncio.run(clients.run(measuring, stop))
+    results.send((clients.answers, clients.failures[:5]))
+
+
+def healthz(base: str) -> tuple[int, dict]:
     try:
-        async with session.get(url + "/healthz") as response:
-            return response.status, await response.json()
-    except (aiohttp.ClientError, OSError):
+        with urllib.request.urlopen(base + "/healthz", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+    except OSError:
         return 0, {}
 
 
-async def until(predicate, timeout: float, interval: float = 0.05) -> bool:
+def until(predicate, timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await predicate():
+        if predicate():
             return True
-        await asyncio.sleep(interval)
+        time.sleep(interval)
     return False
 
 
@@ -163,86 +194,89 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-async def measure(
-    args, url: str, listener: subprocess.Popen, port: int, tokens: dict[str, str], log_path: Path
-) -> dict:
+def measure(args, url: str, listener: subprocess.Popen, port: int, tokens: dict[str, str], log_path: Path) -> dict:
     base = f"http://127.0.0.1:{port}"
     db = Database(url, actor="bench-observer")
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-    timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        if not await until(lambda: _ok(session, base), 30):
-            raise SystemExit("the listener did not become healthy")
+    if not until(lambda: healthz(base)[0] == 200, 30):
+        raise SystemExit("the listener did not become healthy")
 
-        clients = Clients(base, tokens)
-        began = time.monotonic()
-        cpu_before = cpu_seconds(listener.pid), time.process_time()
-        tasks = clients.start(session)
-
-        async def all_waiting() -> bool:
-            status, body = await healthz(session, base)
-            return body.get("waiters") == args.waiters or len(clients.failures) > 0
-
-        await until(all_waiting, 300, 0.2)
-        connect_seconds = time.monotonic() - began
-        connect_cpu = cpu_seconds(listener.pid) - cpu_before[0], time.process_time() - cpu_before[1]
-        _, health = await healthz(session, base)
-        print(
-            f"{health.get('waiters')} VMs waiting after {connect_seconds:.1f} s ({len(clients.failures)} failed); "
-            f"CPU used meanwhile: listener {connect_cpu[0]:.1f} s, clients {connect_cpu[1]:.1f} s"
+    # The VMs are spread over a few client processes (they are thousands of machines in
+    # reality): one process alone would measure its own backlog, not the listener's.
+    spawn = multiprocessing.get_context("spawn")
+    counters = tuple(spawn.Value("i", 0) for _ in range(3))  # waiting, answered, failed
+    measuring, stop = spawn.Event(), spawn.Event()
+    hostnames = list(tokens)
+    workers = []
+    for n in range(args.client_processes):
+        receiver, sender = spawn.Pipe(duplex=False)
+        share = {h: tokens[h] for h in hostnames[n :: args.client_processes]}
+        process = spawn.Process(
+            target=run_clients,
+            args=(base, share, CONNECTING_AT_ONCE // args.client_processes, counters, measuring, stop, sender),
         )
-        if clients.failures:
-            print("first failures:", clients.failures[:5])
-        listen_connections = db.count_sessions(LISTEN_APPLICATION_NAME) - db.count_sessions(QUERY_APPLICATION_NAME)
-        listener_connections = db.count_sessions(LISTEN_APPLICATION_NAME)
-        rss_waiting, _ = rss_mb(listener.pid)
+        workers.append((process, receiver))
+    began = time.monotonic()
+    cpu_before = cpu_seconds(listener.pid)
+    for process, _ in workers:
+        process.start()
+    until(lambda: healthz(base)[1].get("waiters") == args.waiters or counters[2].value > 0, 600, 0.2)
+    connect_seconds = time.monotonic() - began
+    connect_cpu = cpu_seconds(listener.pid) - cpu_before
+    health = healthz(base)[1]
+    print(
+        f"{health.get('waiters')} VMs waiting after {connect_seconds:.1f} s ({counters[2].value} failed); "
+        f"listener CPU meanwhile {connect_cpu:.1f} s"
+    )
+    listen_connections = db.count_sessions(LISTEN_APPLICATION_NAME) - db.count_sessions(QUERY_APPLICATION_NAME)
+    listener_connections = db.count_sessions(LISTEN_APPLICATION_NAME)
+    rss_waiting, _ = rss_mb(listener.pid)
 
-        receiver, sender = multiprocessing.Pipe(duplex=False)
-        assigner = multiprocessing.get_context("spawn").Process(
-            target=assign_paced, args=(url, args.assignments, args.assign_seconds, args.assign_connections, sender)
-        )
-        # The measuring side must not pause: a full collection over 10,000 client
-        # connections takes hundreds of ms here, which would be charged to the listener.
-        gc.collect()
-        gc.freeze()
-        gc.disable()
-        cpu_before_assigning = cpu_seconds(listener.pid)
-        assigner.start()
-        made = await asyncio.to_thread(receiver.recv)
-        assigner.join()
-        assigned = {hostname: (pin, started) for hostname, pin, started, _, _ in made}
-        assigned_wall = {hostname: wall for hostname, *_, wall in made}
-        assign_span = max(made_row[3] for made_row in made) - made[0][2]
-        print(f"{len(made)} assignments committed in {assign_span:.3f} s")
+    measuring.set()
+    time.sleep(0.5)  # the clients settle (collect, freeze)
+    receiver, sender = spawn.Pipe(duplex=False)
+    assigner = spawn.Process(
+        target=assign_paced, args=(url, args.assignments, args.assign_seconds, args.assign_connections, sender)
+    )
+    cpu_before_assigning = cpu_seconds(listener.pid)
+    assigner.start()
+    made = receiver.recv()
+    assigner.join()
+    assigned = {hostname: (pin, started) for hostname, pin, started, _, _ in made}
+    assigned_wall = {hostname: wall for hostname, *_, wall in made}
+    assign_span = max(made_row[3] for made_row in made) - made[0][2]
+    print(f"{len(made)} assignments committed in {assign_span:.3f} s")
 
-        async def all_delivered() -> bool:
-            return all(h in clients.answers for h in assigned)
-
-        await until(all_delivered, DELIVERY_TIMEOUT, 0.01)
-        delivery_cpu = cpu_seconds(listener.pid) - cpu_before_assigning
-        gc.enable()
-        await asyncio.sleep(0.5)  # anything woken by mistake shows up meanwhile
-        listener_connections = max(listener_connections, db.count_sessions(LISTEN_APPLICATION_NAME))
-        rss_now, rss_peak = rss_mb(listener.pid)
-
-        latencies = []
-        delivered = 0
-        for hostname, (pin, started) in assigned.items():
-            if hostname not in clients.answers:
-                continue
-            at, body = clients.answers[hostname]
-            answer = json.loads(body)
-            if answer == {"status": "success", "pin": pin, "command": answer.get("command")} and answer["command"]:
-                delivered += 1
-                latencies.append((at - started) * 1000)
-        wrongly_woken = sum(1 for hostname in clients.answers if hostname not in assigned)
-        # The listener's share: from the commit to the moment it woke the waiter (its log).
-        woken = listener_wake_times(log_path)
-        listener_latencies = [(woken[h] - wall) * 1000 for h, wall in assigned_wall.items() if h in woken]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    until(lambda: counters[1].value >= len(assigned), DELIVERY_TIMEOUT, 0.01)
+    delivery_cpu = cpu_seconds(listener.pid) - cpu_before_assigning
+    time.sleep(0.5)  # anything woken by mistake shows up meanwhile
+    listener_connections = max(listener_connections, db.count_sessions(LISTEN_APPLICATION_NAME))
+    rss_now, rss_peak = rss_mb(listener.pid)
+    stop.set()
+    answers: dict[str, tuple[float, bytes]] = {}
+    failures: list[str] = []
+    for process, receiver in workers:
+        their_answers, their_failures = receiver.recv()
+        answers.update(their_answers)
+        failures += their_failures
+        process.join()
+    if failures:
+        print("first failures:", failures[:5])
     db.close()
+
+    latencies = []
+    delivered = 0
+    for hostname, (pin, started) in assigned.items():
+        if hostname not in answers:
+            continue
+        at, body = answers[hostname]
+        answer = json.loads(body)
+        if answer == {"status": "success", "pin": pin, "command": answer.get("command")} and answer["command"]:
+            delivered += 1
+            latencies.append((at - started) * 1000)
+    wrongly_woken = sum(1 for hostname in answers if hostname not in assigned)
+    # The listener's share: from the commit to the moment it woke the waiter (its log).
+    woken = listener_wake_times(log_path)
+    listener_latencies = [(woken[h] - wall) * 1000 for h, wall in assigned_wall.items() if h in woken]
 
     return {
         "waiters": args.waiters,
@@ -263,15 +297,11 @@ async def measure(
         "listener_db_connections": listener_connections,
         "original_design_db_connections": args.waiters,
         "connect_seconds": round(connect_seconds, 1),
-        "connect_listener_cpu_seconds": round(connect_cpu[0], 1),
+        "connect_listener_cpu_seconds": round(connect_cpu, 1),
         "delivery_listener_cpu_seconds": round(delivery_cpu, 2),
         "load_average": round(os.getloadavg()[0], 1),
         "heartbeat_seconds": args.heartbeat,
     }
-
-
-async def _ok(session: aiohttp.ClientSession, base: str) -> bool:
-    return (await healthz(session, base))[0] == 200
 
 
 def insert_vms(url: str, count: int) -> dict[str, str]:
@@ -290,6 +320,7 @@ def main() -> None:
     parser.add_argument("--waiters", type=int, default=10_000)
     parser.add_argument("--assignments", type=int, default=1_000)
     parser.add_argument("--assign-seconds", type=float, default=1.0, help="the assignments are spread over this time")
+    parser.add_argument("--client-processes", type=int, default=4, help="processes the waiting VMs are spread over")
     parser.add_argument("--assign-connections", type=int, default=4, help="concurrent assigning connections")
     parser.add_argument(
         "--listener-python", default=sys.executable, help="the interpreter that runs the listener (e.g. the image's)"
@@ -321,7 +352,7 @@ def main() -> None:
                 listener = subprocess.Popen(
                     [args.listener_python, "-m", "lablink_listener"], env=env, stdout=log, stderr=subprocess.STDOUT
                 )
-            result = asyncio.run(measure(args, url, listener, port, tokens, log_path))
+            result = measure(args, url, listener, port, tokens, log_path)
         finally:
             if listener is not None:
                 listener.send_signal(signal.SIGTERM)
