@@ -18,7 +18,7 @@ from lablink.repository import Database, database_url
 
 _lock = threading.Lock()
 _configs: dict[str, LablinkConfig] = {}
-_databases: dict[tuple[str, str, int], Database] = {}
+_databases: dict[tuple[str, str, str], Database] = {}
 
 
 def config() -> LablinkConfig:
@@ -30,9 +30,10 @@ def config() -> LablinkConfig:
 
 
 def database(actor: str = "api") -> Database:
-    """One connection per process and thread (the inline provisioning thread gets its own)."""
+    """One connection per process and actor, whatever thread asks (a Database serializes its
+    statements; the inline provisioning step opens its own)."""
     cfg = config()
-    key = (database_url(), cfg.db.table_name + "\0" + actor, threading.get_ident())
+    key = (database_url(), cfg.db.table_name, actor)
     with _lock:
         if key not in _databases:
             _databases[key] = Database(key[0], cfg.db, actor=actor)
