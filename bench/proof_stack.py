@@ -30,7 +30,7 @@ from pathlib import Path
 
 from lablink.config import LablinkConfig
 from lablink_local.postgres import LocalPostgres
-from lablink_local.stack import HOST, STAGE, LocalStack, _terminate, free_port
+from lablink_local.stack import HOST, STAGE, LocalStack, _import_moto_backends, _terminate, free_port
 
 GATEWAY_CODE = (
     "import sys; from lablink_local.gateway import Gateway, serve; "
@@ -92,6 +92,9 @@ class ProofStack(LocalStack):
         self.database_url = ""
 
     def start(self) -> None:
+        # The stack imports moto in a thread while its PostgreSQL starts; ours is started
+        # here, so that import would race the stack's own use of moto: import it first.
+        _import_moto_backends()
         # The stack creates its database on DATABASE_URL's server: this cluster, ours to restart.
         os.environ["DATABASE_URL"] = self.postgres.start()
         self._cleanup.callback(self.postgres.stop)
@@ -221,6 +224,7 @@ def main() -> None:
     try:
         stack.start()
         print(json.dumps(stack.describe()), flush=True)
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # the functions' logs go with ours, not to the reader of that line
         try:
             sys.stdin.read()  # until the parent closes our stdin, or exits
         except (OSError, ValueError):

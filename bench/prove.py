@@ -31,18 +31,18 @@ RESULTS = ROOT / "docs" / "proof-results.json"
 LOGS = ROOT / ".lablink" / "proof"
 PY = sys.executable
 
-# part -> (command at full size, extra arguments at CI size)
-PARTS: dict[str, tuple[list[str], list[str]]] = {
-    "assign_burst": (["bench/assign_burst.py"], ["--requests", "200", "--vms", "60", "--connections", "20"]),
-    "listener_fanout": (["bench/listener_fanout.py"], ["--waiters", "1000", "--assignments", "100"]),
-    "fanout_original": (["bench/fanout_original.py"], ["--waiters", "1000", "--assignments", "100"]),
-    "log_ingest": (["bench/log_ingest.py"], ["--history", "50000", "--batches", "3"]),
-    "log_append_original": (["bench/log_append_original.py"], ["--history", "50000", "--batches", "3"]),
-    "cold_start": (["bench/cold_start.py"], ["--runs", "3"]),
-    "launch_fleet": (["bench/launch_fleet.py", "--vms", "100"], ["--vms", "20"]),
-    "fuzz": (["-m", "pytest", "tests/reliability/test_fuzz.py", "-q", "-p", "no:cacheprovider"], []),
-    "faults": (["bench/fault_injection.py", "--vms", "100"], ["--vms", "6", "--fault-gap", "1.5", "3.5"]),
-    "soak": (["bench/soak.py", "--seconds", "1800", "--fleet", "20"], ["--seconds", "120", "--fleet", "6", "--sample", "3"]),
+# part -> (command, its arguments at full size, at CI size)
+PARTS: dict[str, tuple[list[str], list[str], list[str]]] = {
+    "assign_burst": (["bench/assign_burst.py"], [], ["--requests", "200", "--vms", "60", "--connections", "20"]),
+    "listener_fanout": (["bench/listener_fanout.py"], [], ["--waiters", "1000", "--assignments", "100"]),
+    "fanout_original": (["bench/fanout_original.py"], [], ["--waiters", "1000", "--assignments", "100"]),
+    "log_ingest": (["bench/log_ingest.py"], [], ["--history", "50000", "--batches", "3"]),
+    "log_append_original": (["bench/log_append_original.py"], [], ["--history", "50000", "--batches", "3"]),
+    "cold_start": (["bench/cold_start.py"], [], ["--runs", "3"]),
+    "launch_fleet": (["bench/launch_fleet.py"], ["--vms", "100"], ["--vms", "20"]),
+    "fuzz": (["-m", "pytest", "tests/reliability/test_fuzz.py", "-q", "-p", "no:cacheprovider"], [], []),
+    "faults": (["bench/fault_injection.py"], ["--vms", "100"], ["--vms", "6", "--fault-gap", "1.5", "3.5"]),
+    "soak": (["bench/soak.py"], ["--seconds", "1800", "--fleet", "20"], ["--seconds", "120", "--fleet", "6", "--sample", "3"]),
 }
 FUZZ_EXAMPLES = {"full": "60", "quick": "6"}
 
@@ -94,8 +94,8 @@ class LoadSampler(threading.Thread):
 
 
 def run_part(name: str, scale: str) -> dict:
-    command, quick_args = PARTS[name]
-    argv = [PY, *command, *(quick_args if scale == "quick" else [])]
+    command, full_args, quick_args = PARTS[name]
+    argv = [PY, *command, *(quick_args if scale == "quick" else full_args)]
     env = dict(os.environ)
     figures_dir = Path(tempfile.mkdtemp(prefix="lablink-proof-figures-"))
     if name == "fuzz":
@@ -142,6 +142,10 @@ def save_results(results: dict) -> None:
 def _get(results: dict, part: str) -> tuple[dict, dict]:
     record = results["parts"].get(part) or {}
     return record, record.get("figures") or {}
+
+
+def _times(n: int | None) -> str:
+    return "once" if n == 1 else f"{n} times"
 
 
 def _met(ok: bool | None) -> str:
@@ -323,16 +327,17 @@ def render_reliability(results: dict) -> str:
         faults = f.get("faults", {})
         out += [
             f"{f['vms']} VMs launched through the API boot and {f['researchers']} researchers ask for one at random moments while "
-            f"PostgreSQL is restarted {faults.get('postgres_restarts')} times (every connection drops), the listener is killed "
-            f"with SIGKILL and started again {faults.get('listener_kills')} times, and client agents are killed and started "
-            f"again {faults.get('agent_kills')} times. Every log batch is delivered three times, shuffled, some held back "
+            f"PostgreSQL is restarted {_times(faults.get('postgres_restarts'))} (every connection drops), the listener is killed "
+            f"with SIGKILL and started again {_times(faults.get('listener_kills'))}, and client agents are killed and started "
+            f"again {_times(faults.get('agent_kills'))}. Every log batch is delivered three times, shuffled, some held back "
             f"behind later ones ({f['log_batches']:,} batches, {f['log_deliveries']:,} deliveries, "
             f"{f['log_deliveries_failed_and_retried']:,} failed while the database was down and were retried).",
             "",
             "| check | result | original LabLink design |",
             "|---|---|---|",
-            f"| researchers given a VM | {f['researchers_given_a_vm']} of {f['researchers']} ({sum(f.get('researcher_failures', {}).values())} "
-            f"answers were errors while the database was down, and were retried; wait p50 {f['researcher_wait_p50_s']} s, "
+            f"| researchers given a VM | {f['researchers_given_a_vm']} of {f['researchers']} (answers other than 200, after each of "
+            f"which the researcher asked again: {f.get('researcher_failures') or 'none'}, where 503 is no VM free yet, 500 the "
+            f"database down, network no answer; from asking to the answer p50 {f['researcher_wait_p50_s']} s, "
             f"max {f['researcher_wait_max_s']} s) | no reconnect: the first dropped connection breaks the service until it is restarted |",
             f"| each of them had exactly their command run on that VM, with the PIN they were told | "
             f"{f['vms_that_ran_a_command']} VMs ran a command; {'none wrong' if not f['violations'] else 'see violations'} "

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,14 +43,16 @@ class StackProcess:
     """bench/proof_stack.py running; ``info`` is the JSON it printed (URLs, password, pids)."""
 
     def __init__(self, *args: str):
+        # Its log to a file: a pipe nobody reads would block it once full.
+        self.log = tempfile.NamedTemporaryFile(prefix="lablink-proof-stack-", suffix=".log", delete=False)  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, str(BENCH / "proof_stack.py"), *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT,
         )
         line = self.process.stdout.readline()
         if not line:
             self.process.wait(30)
-            raise RuntimeError(f"the stack did not start:\n{self.process.stderr.read()[-6000:]}")
+            raise RuntimeError(f"the stack did not start:\n{Path(self.log.name).read_text()[-6000:]}")
         self.info = json.loads(line)
 
     def stop(self) -> None:
@@ -59,3 +62,5 @@ class StackProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
