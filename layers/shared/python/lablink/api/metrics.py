@@ -39,6 +39,9 @@ def report_status(body: VmStatusReport) -> Message:
     return Message(message=f"Status of {hostname} set to {body.status}.")
 
 
+LAST_SECOND = 253_402_300_800  # 10000-01-01T00:00:00Z in Unix epoch seconds
+
+
 @app.post("/api/vm-metrics/<hostname>", summary="A VM reports startup timings (Unix epoch seconds)")
 def report_metrics(
     hostname: Annotated[str, Path(pattern=HOSTNAME_PATTERN)],
@@ -50,6 +53,9 @@ def report_metrics(
         raise ApiError(400, "Give at least one metric (cloud_init_* or container_*).")
     if any(value < 0 for value in values.values()):
         raise ApiError(400, "Times and durations cannot be negative.")
+    if any(value >= LAST_SECOND for value in values.values()):
+        # PostgreSQL cannot store such a time: it was a 500 (found by fuzzing).
+        raise ApiError(400, "Times must be Unix epoch seconds before the year 10000.")
     try:
         total = database("metrics").update_vm_metrics(hostname, values)
     except UnknownVm:
