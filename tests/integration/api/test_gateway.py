@@ -84,16 +84,15 @@ def test_http_front_door(api_env, vm_factory):
 def test_authorizer_deny_is_403_and_failure_is_500(gateway, monkeypatch):
     from lablink import auth
 
-    monkeypatch.setattr(auth, "authorize", lambda event, find: auth.policy("x", "Deny", event["methodArn"]))
-    load = gateway_module.load_function("authorizer")
-    monkeypatch.setattr(load, "authorize", auth.authorize)
+    authorizer = gateway_module.load_function("authorizer")
+    monkeypatch.setattr(authorizer, "authorize", lambda event, find: auth.policy("x", "Deny", event["methodArn"]))
     denied = gateway.request("GET", "/api/vms", headers=ADMIN)
     assert denied.status == 403 and "explicit deny" in denied.json()["Message"]
 
     def broken(event, find):
         raise RuntimeError("secret unreadable")
 
-    monkeypatch.setattr(load, "authorize", broken)
+    monkeypatch.setattr(authorizer, "authorize", broken)
     assert gateway.request("GET", "/api/vms", headers=ADMIN).status == 500
 
 
