@@ -87,7 +87,7 @@ def ingest_rate(url: str, batches: int) -> tuple[float, list[float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--history", type=int, default=1_000_000)
-    parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--batches", type=int, default=7)
     args = parser.parse_args()
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
@@ -95,6 +95,7 @@ def main() -> int:
 
     from lablink_local.postgres import create_migrated_database, database_server, drop_database
 
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs", flush=True)
     figures = {}
     with database_server() as admin_url:
         names = {"empty": f"lablink_bench_empty_{uuid.uuid4().hex[:8]}", "history": f"lablink_bench_hist_{uuid.uuid4().hex[:8]}"}
@@ -114,6 +115,7 @@ def main() -> int:
         finally:
             for name in names.values():
                 drop_database(admin_url, name)
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     figures["batch_events"] = BATCH
     figures["target_events_per_s"] = TARGET
     figures["history_over_empty"] = round(figures["with_history_events_per_s"] / figures["empty_table_events_per_s"], 2)
