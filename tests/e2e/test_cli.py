@@ -73,6 +73,8 @@ def test_logs_prints_the_vm_log_and_follow_prints_new_lines(stack):
     logs = wait_until(lambda: (r := run_cli(stack, "logs", hostname)).returncode == 0 and "Chrome Remote Desktop started" in r.stdout and r, 30)
     assert f"agent started for {hostname}" in logs.stdout
 
+    for number in range(stack.client.free_count() - 1):  # leave exactly one VM free: the one we follow
+        stack.client.request_vm(f"filler{number}@example.org", crd(f"4/0Afiller-{number}"))
     free = next(vm["hostname"] for vm in stack.client.vms() if vm["status"] == "running")
     env = {**os.environ, "LABLINK_URL": stack.api_url, "LABLINK_ADMIN_PASSWORD": "e2e-admin-password"}
     follower = subprocess.Popen(
