@@ -184,7 +184,11 @@ def render_performance(results: dict) -> str:
         "",
         *_machine_section(results),
     ]
-    rows = ["| work | LabLink Serverless | original LabLink design | target | met |", "|---|---|---|---|---|"]
+    rows = ["| work | LabLink Serverless | original LabLink design | target | met | machine load (2 CPUs) |",
+            "|---|---|---|---|---|---|"]
+
+    def load(*parts: str) -> str:
+        return ", ".join(f"{_get(results, p)[0].get('load_mean', '?')}" for p in parts if _get(results, p)[0])
 
     record, f = _get(results, "assign_burst")
     if f:
@@ -195,7 +199,7 @@ def render_performance(results: dict) -> str:
             f"| {ours['assigned']} assigned, {ours['double_bookings']} double bookings, {ours['assignments_per_s']:,} assignments/s "
             f"| {orig['assigned']} assigned, {orig['double_bookings']} double bookings (researchers told a VM that is someone else's), "
             f"{orig['idle_vms_left']} VMs left idle, {orig['assignments_per_s']:,} assignments/s "
-            f"| {f['vms']} assigned, 0 double bookings, ≥ 1,000/s | {_met(ok)} |"
+            f"| {f['vms']} assigned, 0 double bookings, ≥ 1,000/s | {_met(ok)} | {load('assign_burst')} |"
         )
     record_fan, fan = _get(results, "listener_fanout")
     _, orig_fan = _get(results, "fanout_original")
@@ -215,8 +219,12 @@ def render_performance(results: dict) -> str:
             f"{fan['assign_seconds']} s | {fan['waiting']:,} waiting on {fan['listen_connections']} LISTEN connection "
             f"({fan['listener_db_connections']} DB connections in all); delivered {fan['delivered']:,}/{fan['assigned']:,}, "
             f"{fan['wrongly_woken']} woken wrongly; p50 {fan['p50_ms']} ms, p99 {fan['p99_ms']} ms, max {fan['max_ms']} ms "
-            f"from commit to the VM's full answer; listener RSS {fan['listener_rss_mb']} MB "
-            f"| {original} | 10,000 waiters on 1 LISTEN connection, all delivered, p99 ≤ 100 ms, RSS ≤ 250 MB | {_met(ok)} |"
+            f"from commit to the VM's full answer"
+            + (f" (from commit to the listener waking the waiter: p50 {fan['listener_p50_ms']} ms, p99 "
+               f"{fan['listener_p99_ms']} ms)" if "listener_p99_ms" in fan else "")
+            + f"; listener RSS {fan['listener_rss_mb']} MB "
+            f"| {original} | 10,000 waiters on 1 LISTEN connection, all delivered, p99 ≤ 100 ms, RSS ≤ 250 MB | {_met(ok)} "
+            f"| {load('listener_fanout', 'fanout_original')} |"
         )
     _, ingest = _get(results, "log_ingest")
     _, append = _get(results, "log_append_original")
@@ -238,7 +246,7 @@ def render_performance(results: dict) -> str:
             f"| log ingest: {ingest['batch_events']:,}-event subscription batches through the log processor "
             f"| {ingest['empty_table_events_per_s']:,} events/s into an empty table, {ingest['with_history_events_per_s']:,} "
             f"events/s with {ingest['history_events']:,} events stored (ratio {ingest['history_over_empty']}){ours_extra} "
-            f"| {original} | ≥ 20,000 events/s, the same with history | {_met(ok)} |"
+            f"| {original} | ≥ 20,000 events/s, the same with history | {_met(ok)} | {load('log_ingest', 'log_append_original')} |"
         )
     _, cold = _get(results, "cold_start")
     if cold:
@@ -247,7 +255,7 @@ def render_performance(results: dict) -> str:
         rows.append(
             f"| cold start: import of each Lambda handler in a fresh interpreter (median) | {listed} "
             f"| none: one Flask process, started once (its price is a server running all week) | ≤ 250 ms each "
-            f"| {_met(worst <= 250)} |"
+            f"| {_met(worst <= 250)} | {load('cold_start')} |"
         )
     _, launch = _get(results, "launch_fleet")
     if launch:
@@ -261,7 +269,7 @@ def render_performance(results: dict) -> str:
             f"| `terraform apply` inside the request: the answer comes only when every instance exists, so no sooner "
             f"than {launch['original_answer_seconds_at_least']} s on the same work "
             f"({'within' if launch['original_fits_api_gateway_limit'] else 'beyond'} API Gateway's 29 s limit) "
-            f"| 202 ≤ {launch['target_202_seconds']} s, every VM recorded | {_met(ok)} |"
+            f"| 202 ≤ {launch['target_202_seconds']} s, every VM recorded | {_met(ok)} | {load('launch_fleet')} |"
         )
     out += ["## Figures", "", *rows, "", "## How each figure was made", ""]
     for part in ("assign_burst", "listener_fanout", "fanout_original", "log_ingest", "log_append_original", "cold_start", "launch_fleet"):
@@ -270,6 +278,9 @@ def render_performance(results: dict) -> str:
     out += [
         "",
         "Notes:",
+        "- A target marked **no** was missed on this run, under the load shown: a 2-CPU machine at a load of 7 to",
+        "  20 gives each process a fraction of a CPU, and the latency and rate figures (assignments/s, p99, import",
+        "  times) suffer most. The comparisons with the original design were made under the same load.",
         "- The original design's figures come from the original algorithms run by the benchmarks themselves",
         "  (SELECT-then-UPDATE assignment, one LISTEN connection per waiting VM, read-modify-write log append),",
         "  against the same PostgreSQL, in the same run. The original ran Terraform for a launch; Terraform and",
@@ -309,8 +320,11 @@ def render_reliability(results: dict) -> str:
             + ", ".join(f"{k}: {v:,}" for k, v in f.get("statuses", {}).items()) + ".",
             f"- Run: {_ran(record)}.",
             "",
-            "Found by fuzzing and fixed (each with a regression test in tests/reliability/test_fuzz.py):",
+            "Found by fuzzing and fixed (the code fixes each with a regression test in tests/reliability/test_fuzz.py;",
+            "the document is checked by every fuzz run):",
             "- a `multipart/form-data` body without a boundary made every JSON route answer 500 (now 400);",
+            "- a VM's startup time beyond the year 10000 (e.g. 5.4e16 s) made `POST /api/vm-metrics/{hostname}` answer",
+            "  500: PostgreSQL cannot store it (now 400);",
             "- the OpenAPI document did not say what the API answers: no error statuses (400, 404, 409, 413, 415, 503),",
             "  a 422 body shaped as Powertools' default instead of `{\"error\", \"detail\"}`, JSON for the HTML pages, a",
             "  string for the JSON export, form-only for the researcher's request (it takes JSON too);",
@@ -354,6 +368,10 @@ def render_reliability(results: dict) -> str:
             f"| no audit trail |",
             "",
             f"Violations: {', '.join(f['violations']) if f['violations'] else 'none'}. Seed {f.get('seed')}. Run: {_ran(record)}.",
+            "",
+            "Seen, not changed: while PostgreSQL is down the API answers 500 (the functions' catch-all); a 503 with",
+            "Retry-After would tell a client that asking again will work. The researcher page and the agent ask",
+            "again either way, so nothing is lost, but a script reading the status could not tell the difference.",
             "",
         ]
     else:
