@@ -98,8 +98,10 @@ class LocalStack:
         self.state_dir.mkdir(parents=True)
         os.environ.update(QUIET_FUNCTIONS)
         os.environ["LABLINK_CONFIG_JSON"] = self.config.model_dump_json()
-        # moto's EC2 backend takes seconds to import: load it while PostgreSQL starts.
-        threading.Thread(target=_import_moto_backends, name="moto-import", daemon=True).start()
+        # moto's EC2 backend takes seconds to import: load it while PostgreSQL starts (and
+        # wait for it before touching moto: two threads importing one package can collide).
+        self._moto_import = threading.Thread(target=_import_moto_backends, name="moto-import", daemon=True)
+        self._moto_import.start()
         self._step("PostgreSQL", self._start_database)
         self._step("AWS emulator (moto: EC2, CloudWatch Logs, Secrets Manager)", self._start_cloud)
         self._step("listener", self._start_listener)
@@ -119,6 +121,7 @@ class LocalStack:
         return f"database {name}, schema applied"
 
     def _start_cloud(self) -> str:
+        self._moto_import.join()
         from lablink_local.cloud import MotoServer, create_resources
 
         server = MotoServer()

@@ -86,8 +86,9 @@ def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
         # The simulated instances are terminated: their agents stop.
         wait_until(lambda: not (agents & set(process_table())), 30, message="the agents to stop")
 
-        running = descendants(stack.process.pid)
-        assert running, "the listener runs under the stack"
+        table = process_table()
+        running = {(pid, table[pid][1]) for pid in descendants(stack.process.pid) if pid in table}
+        assert any("lablink_listener" in cmd for _, cmd in running), "the listener runs under the stack"
     except BaseException:
         stack.kill()
         print(stack.output())
@@ -95,7 +96,8 @@ def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
 
     assert stack.stop(60) == 0, stack.output()
     assert "stopped; nothing left running" in stack.lines
-    left = {pid: cmd for pid, (_, cmd) in process_table().items() if pid in running or str(stack.state_dir) in cmd}
+    # (pid, command line) pairs: a pid reused meanwhile by another program does not count.
+    left = {pid: cmd for pid, (_, cmd) in process_table().items() if (pid, cmd) in running or str(stack.state_dir) in cmd}
     assert left == {}
     # Its database is dropped too.
     import psycopg2
