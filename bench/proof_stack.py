@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -81,6 +82,7 @@ def wait_healthy(url: str, timeout: float = 30.0) -> None:
 class ProofStack(LocalStack):
     def __init__(self, config: LablinkConfig, *, vms: bool = True, gateway_process: bool = False, **kwargs):
         kwargs.setdefault("admin_password", secrets.token_urlsafe(12))
+        self._own_state_dir = "state_dir" not in kwargs
         kwargs.setdefault("state_dir", Path(tempfile.mkdtemp(prefix="lablink-proof-")))
         kwargs.setdefault("port", 0)
         kwargs.setdefault("progress", lambda text: None)
@@ -97,6 +99,8 @@ class ProofStack(LocalStack):
         _import_moto_backends()
         # The stack creates its database on DATABASE_URL's server: this cluster, ours to restart.
         os.environ["DATABASE_URL"] = self.postgres.start()
+        if self._own_state_dir:  # called last: after every process that writes there has stopped
+            self._cleanup.callback(shutil.rmtree, self.state_dir, ignore_errors=True)
         self._cleanup.callback(self.postgres.stop)
         super().start()
         self.database_url = os.environ["DATABASE_URL"]

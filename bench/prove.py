@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,7 @@ def run_part(name: str, scale: str) -> dict:
     if name == "fuzz":
         found = figures_dir / "fuzz.json"
         record["figures"] = json.loads(found.read_text()) if found.exists() else {}
+        shutil.rmtree(figures_dir, ignore_errors=True)
         record["figures"]["pytest"] = lines[-1] if lines else ""
     else:
         try:
