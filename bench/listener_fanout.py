@@ -46,6 +46,7 @@ COMMAND = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Ab-b
 # Requests whose headers have not arrived yet: bounds the connect burst (the listen backlog).
 CONNECTING_AT_ONCE = 500
 DELIVERY_TIMEOUT = 60.0
+IDLE_SAMPLE_SECONDS = 5.0
 
 
 def raise_file_limit(needed: int) -> int:
@@ -233,6 +234,17 @@ def measure(args, url: str, listener: subprocess.Popen, port: int, tokens: dict[
 
     measuring.set()
     time.sleep(0.5)  # the clients settle (collect, freeze)
+    # Before any assignment: what holding W waiters costs (heartbeats), and whether the
+    # listener's loop is keeping up (a /healthz round trip).
+    cpu_idle_before = cpu_seconds(listener.pid)
+    time.sleep(IDLE_SAMPLE_SECONDS)
+    idle_cpu_percent = 100 * (cpu_seconds(listener.pid) - cpu_idle_before) / IDLE_SAMPLE_SECONDS
+    asked = time.monotonic()
+    healthz(base)
+    healthz_ms = (time.monotonic() - asked) * 1000
+    print(
+        f"holding {args.waiters} waiters: listener CPU {idle_cpu_percent:.0f}% of a core, /healthz in {healthz_ms:.1f} ms"
+    )
     receiver, sender = spawn.Pipe(duplex=False)
     assigner = spawn.Process(
         target=assign_paced, args=(url, args.assignments, args.assign_seconds, args.assign_connections, sender)
@@ -299,6 +311,8 @@ def measure(args, url: str, listener: subprocess.Popen, port: int, tokens: dict[
         "connect_seconds": round(connect_seconds, 1),
         "connect_listener_cpu_seconds": round(connect_cpu, 1),
         "delivery_listener_cpu_seconds": round(delivery_cpu, 2),
+        "idle_listener_cpu_percent": round(idle_cpu_percent, 1),
+        "healthz_ms_before_assigning": round(healthz_ms, 1),
         "load_average": round(os.getloadavg()[0], 1),
         "heartbeat_seconds": args.heartbeat,
     }
