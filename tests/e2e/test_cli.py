@@ -17,7 +17,9 @@ from conftest import LABLINK, crd, run_cli, wait_until
 @pytest.fixture(scope="module")
 def stack(start_stack):
     started = start_stack("--demo")
-    wait_until(lambda: "demo: done." in started.output(), 90, message="the demo\n" + started.output())
+    wait_until(lambda: "demo: done." in started.output(), 90, message="the demo")
+    # The demo needs 3 running VMs; the other 2 may still be booting when it is done.
+    wait_until(lambda: started.client.status() == {"assigned": 3, "running": 2}, 60, message="the 2 other VMs to run")
     return started
 
 
