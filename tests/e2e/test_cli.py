@@ -87,7 +87,8 @@ def test_logs_prints_the_vm_log_and_follow_prints_new_lines(stack):
         # A new event in the VM's life: it is assigned and starts CRD; the follower shows it.
         stack.client.request_vm("barbara@example.org", crd("4/0Afollow-Code"))
         wait_until(lambda: stack.start_host_calls(free), 30, message="start-host on the followed VM")
-        time.sleep(5)  # the shipping and subscription rounds, then a poll of the follower
+        wait_until(lambda: "Chrome Remote Desktop started" in stack.client.logs(free), 30, message="the line in the log API")
+        time.sleep(2)  # a few polls of the follower (every 0.5 s)
     finally:
         follower.terminate()
         out, err = follower.communicate(10)
