@@ -8,6 +8,7 @@ import logging
 import math
 import random
 import signal
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -162,7 +163,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "waiters": waiters})
 
 
-async def _lifecycle(app: web.Application) -> None:
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     queries = listener_queries(settings.db)
     app[LOOKUPS] = Lookups(settings, queries)
