@@ -119,6 +119,9 @@ class LocalStackProcess:
             self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"the stack did not stop within {timeout} s; its output:\n{self.output()}") from None
         finally:
             self._reader.join(5)
 

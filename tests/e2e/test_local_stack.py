@@ -94,7 +94,7 @@ def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
         print(stack.output())
         raise
 
-    assert stack.stop(60) == 0, stack.output()
+    assert stack.stop(120) == 0, stack.output()
     assert "stopped; nothing left running" in stack.lines
     # (pid, command line) pairs: a pid reused meanwhile by another program does not count.
     left = {pid: cmd for pid, (_, cmd) in process_table().items() if (pid, cmd) in running or str(stack.state_dir) in cmd}
