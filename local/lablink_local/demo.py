@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from lablink.admin_client import AdminClient, ApiCallFailed
+from lablink_local.waiting import wait_until
 
 LAUNCH = 5
 RESEARCHERS = ("ada@example.org", "grace@example.org", "alan@example.org")
@@ -27,17 +28,6 @@ def run_demo(stack, say: Callable[[str], None], timeout: float = 120.0) -> None:
         say(f"demo: stopped: {error}")
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} after {timeout:g} s")
-        time.sleep(interval)
-
-
 def _demo(stack, say: Callable[[str], None], timeout: float) -> None:
     client = AdminClient(stack.api_url, "admin", stack.admin_password)
     accepted = client.launch(LAUNCH)
@@ -51,7 +41,7 @@ def _demo(stack, say: Callable[[str], None], timeout: float) -> None:
             say(f"demo: launch {operation['done']}/{operation['requested']} started ({operation['status']})")
 
     client.wait_operation(accepted["operation_id"], progress, poll=0.3, timeout=timeout)
-    _wait(lambda: client.free_count() >= len(RESEARCHERS), timeout, f"{len(RESEARCHERS)} running VMs")
+    wait_until(lambda: client.free_count() >= len(RESEARCHERS), timeout, interval=0.3, message=f"{len(RESEARCHERS)} running VMs")
     say(f"demo: {client.free_count()} VMs are running and free; {len(RESEARCHERS)} researchers ask for one")
 
     pending = {}

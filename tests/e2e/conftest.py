@@ -9,29 +9,18 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from lablink.admin_client import AdminClient
+from lablink_local.waiting import wait_until  # noqa: F401 - re-exported to the e2e tests
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 LABLINK = str(Path(sys.executable).with_name("lablink"))
 ADMIN_PASSWORD = "e2e-admin-password"
 START_TIMEOUT = 150  # a busy 2-core machine (CI) can take a while
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
 
 
 def crd(code: str) -> str:

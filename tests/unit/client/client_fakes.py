@@ -9,8 +9,9 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from lablink_local.waiting import wait_until  # noqa: F401 - re-exported to the client tests
 
 PYTHON = sys.executable
 
@@ -86,17 +87,6 @@ class FakeHost:
             process.kill()
             process.wait()
         self.processes.clear()
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
 
 
 # -- a whole VM host for the user data: docker, systemctl, git, nvidia-ctk, CloudWatch agent --
