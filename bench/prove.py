@@ -280,9 +280,9 @@ def render_performance(results: dict) -> str:
     out += [
         "",
         "Notes:",
-        "- A target marked **no** was missed on this run, under the load shown: a 2-CPU machine at a load of 7 to",
-        "  20 gives each process a fraction of a CPU, and the latency and rate figures (assignments/s, p99, import",
-        "  times) suffer most. The comparisons with the original design were made under the same load.",
+        "- A target marked **no** was missed in this run. The load beside each figure says how busy the shared",
+        "  machine was while it ran (2 CPUs: above 2, other work competed for them); rate and latency figures",
+        "  suffer most from that. Each comparison with the original design ran right after ours, under like load.",
         "- The original design's figures come from the original algorithms run by the benchmarks themselves",
         "  (SELECT-then-UPDATE assignment, one LISTEN connection per waiting VM, read-modify-write log append),",
         "  against the same PostgreSQL, in the same run. The original ran Terraform for a launch; Terraform and",
@@ -388,14 +388,14 @@ def render_reliability(results: dict) -> str:
             + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sorted(work.items()))
             + f". Sampled every {f['sample_every_s']} s ({f['samples']} samples); the first quarter is warm-up.",
             "",
-            "| measure | start | first half (median) | second half (median) | second half peak | end |",
-            "|---|---|---|---|---|---|",
+            "| measure | start | first half (median) | first half peak | second half (median) | second half peak | end |",
+            "|---|---|---|---|---|---|---|",
         ]
         for key, label in (("listener_rss_mb", "listener RSS (MB)"), ("gateway_rss_mb", "API gateway RSS (MB)"),
                            ("db_connections", "database connections")):
             s = f[key]
-            out.append(f"| {label} | {s['start']} | {s['first_half_median']} | {s['second_half_median']} | "
-                       f"{s['second_half_peak']} | {s['end']} |")
+            out.append(f"| {label} | {s['start']} | {s['first_half_median']} | {s['first_half_peak']} | "
+                       f"{s['second_half_median']} | {s['second_half_peak']} | {s['end']} |")
         out += [
             "",
             f"Errors during the soak: {f.get('errors') or 'none'}. Violations: "
