@@ -7,8 +7,8 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import requests
 
@@ -17,21 +17,15 @@ from lablink.repository import Database
 from lablink.tokens import hash_token, mint_token
 from lablink_listener.app import serve
 from lablink_listener.settings import Settings
+from lablink_local.waiting import wait_until
 
 # Short timings keep the suite fast. The periodic reconcile is long by default, so a test
 # that sees a delivery within a second proves the NOTIFY path, not the periodic re-read.
 TEST_SETTINGS = Settings(heartbeat_seconds=0.2, reconcile_seconds=60.0, reconnect_max_seconds=0.5, shutdown_seconds=2.0)
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
+# The tests' waits are short: poll often.
+wait_for = partial(wait_until, timeout=10.0, interval=0.02)
 
 
 class RunningListener:

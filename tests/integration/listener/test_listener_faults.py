@@ -19,7 +19,7 @@ N = 100
 
 
 async def _wait_async(predicate, timeout: float = 20.0) -> None:
-    await asyncio.to_thread(wait_for, predicate, timeout)
+    await asyncio.to_thread(wait_for, predicate, timeout=timeout)
 
 
 async def _long_poll(session: aiohttp.ClientSession, url: str, hostname: str, token: str) -> dict:
