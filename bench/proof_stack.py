@@ -31,7 +31,7 @@ from pathlib import Path
 
 from lablink.config import LablinkConfig
 from lablink_local.postgres import LocalPostgres
-from lablink_local.stack import HOST, STAGE, LocalStack, _import_moto_backends, _terminate, free_port
+from lablink_local.stack import HOST, STAGE, LocalStack, _terminate, free_port
 
 GATEWAY_CODE = (
     "import sys; from lablink_local.gateway import Gateway, serve; "
@@ -94,9 +94,6 @@ class ProofStack(LocalStack):
         self.database_url = ""
 
     def start(self) -> None:
-        # The stack imports moto in a thread while its PostgreSQL starts; ours is started
-        # here, so that import would race the stack's own use of moto: import it first.
-        _import_moto_backends()
         # The stack creates its database on DATABASE_URL's server: this cluster, ours to restart.
         os.environ["DATABASE_URL"] = self.postgres.start()
         if self._own_state_dir:  # called last: after every process that writes there has stopped
