@@ -5,7 +5,12 @@ machine in the same run, the original LabLink algorithm (SELECT the first free V
 UPDATE it, then read back by email). Prints a human summary, then, as its last line, one
 JSON object with the figures of both.
 
-    .venv/bin/python bench/assign_burst.py [--requests 1000] [--vms 300] [--connections 50]
+    .venv/bin/python bench/assign_burst.py [--requests 1000] [--vms 300] [--connections 16]
+
+Each requester is its own process with its own connection, as Lambda execution
+environments are. The default of 16 stands for the RDS Proxy's pool of database connections
+that the Lambdas share; on this 2-core machine more concurrent backends only add context
+switches (see --connections).
 
 Uses DATABASE_URL's server when set, else starts a throwaway PostgreSQL.
 """
@@ -14,8 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
-import threading
+import multiprocessing
 import time
 import uuid
 
@@ -62,41 +66,45 @@ def original(url: str):
     return request, conn.close
 
 
-def run(url: str, algorithm, requests: int, vms: int, connections: int) -> dict:
+ALGORITHMS = {"lablink": ours, "original": original}
+
+
+def _requester(url: str, algorithm_name: str, emails: list[str], start_line, results) -> None:
+    """One requester process (as one Lambda execution environment): its own connection, its
+    share of the researchers, each request timed on the system-wide monotonic clock."""
+    request, close = ALGORITHMS[algorithm_name](url)
+    answers = []
+    start_line.wait()
+    started = time.monotonic()
+    for email in emails:
+        answers.append((email, request(email), time.monotonic()))
+    close()
+    results.put((started, answers))
+
+
+def run(url: str, algorithm_name: str, requests: int, vms: int, connections: int) -> dict:
     setup = Database(url, DbConfig(), actor="bench-setup")
     setup.clear_database()
     for i in range(vms):
         setup.insert_vm(f"lablink-vm-bench-{i}", status="running")
 
-    work: queue.Queue[str] = queue.Queue()
-    for i in range(requests):
-        work.put(f"researcher{i}@example.org")
-    answers: list[tuple[str, str | None, float]] = []
-    lock = threading.Lock()
-    workers = [algorithm(url) for _ in range(connections)]
-    start_line = threading.Barrier(connections + 1)
-
-    def worker(request):
-        start_line.wait()
-        while True:
-            try:
-                email = work.get_nowait()
-            except queue.Empty:
-                return
-            hostname = request(email)
-            with lock:
-                answers.append((email, hostname, time.perf_counter()))
-
-    threads = [threading.Thread(target=worker, args=(request,)) for request, _ in workers]
-    for t in threads:
-        t.start()
+    emails = [f"researcher{i}@example.org" for i in range(requests)]
+    context = multiprocessing.get_context("fork")
+    start_line = context.Barrier(connections + 1)
+    results = context.Queue()
+    processes = [
+        context.Process(target=_requester, args=(url, algorithm_name, emails[i::connections], start_line, results))
+        for i in range(connections)
+    ]
+    for process in processes:
+        process.start()
     start_line.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    for _, close in workers:
-        close()
+    reports = [results.get() for _ in processes]
+    for process in processes:
+        process.join()
+    started = min(start for start, _ in reports)
+    answers = [answer for _, batch in reports for answer in batch]
+    elapsed = max(at for _, _, at in answers) - started
 
     told_assigned = [(email, host) for email, host, _ in answers if host]
     # The rate at which VMs were handed out: assignments over the time until the last one.
@@ -124,7 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--vms", type=int, default=300)
-    parser.add_argument("--connections", type=int, default=50, help="concurrent requesters (one DB connection each)")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent requester processes (one DB connection each)")
     args = parser.parse_args()
 
     with database_server() as admin_url:
@@ -132,8 +140,8 @@ def main() -> None:
         url = create_migrated_database(admin_url, name)
         try:
             result = {"requests": args.requests, "vms": args.vms, "connections": args.connections}
-            for label, algorithm in (("lablink", ours), ("original", original)):
-                result[label] = run(url, algorithm, args.requests, args.vms, args.connections)
+            for label in ALGORITHMS:
+                result[label] = run(url, label, args.requests, args.vms, args.connections)
                 print(f"{label:>8}: {json.dumps(result[label])}")
         finally:
             drop_database(admin_url, name)
