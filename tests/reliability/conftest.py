@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from proof_support import StackProcess
+
+
+def pytest_collection_modifyitems(items):
+    """schemathesis gives every API operation's item of a fuzz test the same node id, and
+    pytest-xdist, which schedules by node id, would silently run one of them: refuse."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and any(item.path.name == "test_fuzz.py" for item in items):
+        raise pytest.UsageError("tests/reliability/test_fuzz.py runs without pytest-xdist: add -p no:xdist (scripts/test does)")
 
 
 @pytest.fixture(scope="module")
