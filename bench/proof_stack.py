@@ -31,7 +31,7 @@ from pathlib import Path
 
 from lablink.config import LablinkConfig
 from lablink_local.postgres import LocalPostgres
-from lablink_local.stack import HOST, STAGE, LocalStack, _terminate, free_port
+from lablink_local.stack import HOST, STAGE, LocalStack, free_port, terminate
 
 GATEWAY_CODE = (
     "import sys; from lablink_local.gateway import Gateway, serve; "
@@ -113,7 +113,7 @@ class ProofStack(LocalStack):
                 [sys.executable, "-c", GATEWAY_CODE, HOST, str(port), STAGE, self.config.app.region],
                 env=dict(os.environ), stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
             )
-        self._cleanup.callback(_terminate, self.gateway)
+        self._cleanup.callback(terminate, self.gateway)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -166,7 +166,7 @@ class ProofStack(LocalStack):
             process = subprocess.Popen(
                 argv, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
             )
-        self._cleanup.callback(_terminate, process)
+        self._cleanup.callback(terminate, process)
         wait_healthy(self.listener_url + "/healthz")
         return process.pid
 

@@ -144,7 +144,7 @@ class LocalStack:
                 [sys.executable, "-m", "lablink_listener"], env=env, stdout=log, stderr=log,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
-        self._cleanup.callback(_terminate, process)
+        self._cleanup.callback(terminate, process)
         url = f"http://{HOST}:{port}"
         deadline = time.monotonic() + 60
         while True:
@@ -245,7 +245,8 @@ def _import_moto_backends() -> None:
         moto.backends.get_backend(service)
 
 
-def _terminate(process: subprocess.Popen, timeout: float = 10) -> None:
+def terminate(process: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL when the process has not ended within ``timeout`` seconds."""
     if process.poll() is None:
         process.terminate()
         try:

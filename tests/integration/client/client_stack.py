@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lablink.repository import Database
 from lablink.tokens import hash_token, mint_token
+from lablink_local.stack import terminate
 
 # The fakes (start-host, nvidia-smi, docker ...) are shared with the client's unit tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "client"))
@@ -59,13 +60,8 @@ class Service:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            terminate(self.process)
 
 
 def gateway_service(database_url: str, log_dir: Path, port: int | None = None) -> Service:
@@ -189,10 +185,5 @@ class AgentProcess:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            terminate(self.process)

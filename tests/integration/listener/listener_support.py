@@ -28,22 +28,11 @@ TEST_SETTINGS = Settings(heartbeat_seconds=0.2, reconcile_seconds=60.0, reconnec
 wait_for = partial(wait_until, timeout=10.0, interval=0.02)
 
 
-class RunningListener:
-    """The listener app served from a thread with its own event loop."""
+class ListenerEndpoint:
+    """A listener reached over HTTP: its health and how many VMs wait on it."""
 
-    def __init__(self, settings: Settings, wait_until_healthy: bool = True):
-        self.settings = settings
-        self.url = f"http://{settings.host}:{settings.port}"
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        wait_for(lambda: self.health()[0] == 200 if wait_until_healthy else self.health()[0] != 0)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(serve(self.settings, self._stop))
-        self._loop.close()
+    def __init__(self, url: str):
+        self.url = url
 
     def health(self) -> tuple[int, dict]:
         try:
@@ -54,6 +43,24 @@ class RunningListener:
 
     def waiters(self) -> int:
         return self.health()[1].get("waiters", -1)
+
+
+class RunningListener(ListenerEndpoint):
+    """The listener app served from a thread with its own event loop."""
+
+    def __init__(self, settings: Settings, wait_until_healthy: bool = True):
+        super().__init__(f"http://{settings.host}:{settings.port}")
+        self.settings = settings
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        wait_for(lambda: self.health()[0] == 200 if wait_until_healthy else self.health()[0] != 0)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(serve(self.settings, self._stop))
+        self._loop.close()
 
     def stop(self) -> None:
         if self._thread.is_alive():

@@ -15,26 +15,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from listener_support import add_vm, poll, wait_for
+from listener_support import ListenerEndpoint, add_vm, poll, wait_for
 
 from lablink_local.postgres import free_port
 
 LABLINK = Path(sys.executable).with_name("lablink")
-
-
-class ProcessListener:
-    def __init__(self, port: int):
-        self.url = f"http://127.0.0.1:{port}"
-
-    def health(self) -> tuple[int, dict]:
-        try:
-            response = requests.get(self.url + "/healthz", timeout=5)
-        except requests.ConnectionError:
-            return 0, {}
-        return response.status_code, response.json()
-
-    def waiters(self) -> int:
-        return self.health()[1].get("waiters", -1)
 
 
 def libpq_variables(url: str) -> dict[str, str]:
@@ -60,7 +45,7 @@ def listener_process(request, database_url, tmp_path):
     )
     log = open(tmp_path / "listener.log", "w+")
     process = subprocess.Popen([str(LABLINK), "listener"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    listener = ProcessListener(port)
+    listener = ListenerEndpoint(f"http://127.0.0.1:{port}")
     try:
         wait_for(lambda: listener.health()[0] == 200 or process.poll() is not None, timeout=30)
         assert process.poll() is None, (tmp_path / "listener.log").read_text()
