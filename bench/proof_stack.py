@@ -26,12 +26,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from lablink.config import LablinkConfig
 from lablink_local.postgres import LocalPostgres
 from lablink_local.stack import HOST, STAGE, LocalStack, free_port, terminate
+from lablink_local.waiting import answers_ok, wait_until
 
 GATEWAY_CODE = (
     "import sys; from lablink_local.gateway import Gateway, serve; "
@@ -63,20 +63,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def wait_healthy(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer 200 within {timeout:g} s")
-        time.sleep(0.1)
 
 
 class ProofStack(LocalStack):
@@ -167,7 +153,7 @@ class ProofStack(LocalStack):
                 argv, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
             )
         self._cleanup.callback(terminate, process)
-        wait_healthy(self.listener_url + "/healthz")
+        wait_until(lambda: answers_ok(self.listener_url + "/healthz"), 30, interval=0.1, message="the listener to answer 200")
         return process.pid
 
     def restart_postgres(self, down_seconds: float) -> None:

@@ -26,12 +26,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from lablink.config import LablinkConfig, load_config
+from lablink_local.waiting import answers_ok, wait_until
 
 STAGE = "local"
 HOST = "127.0.0.1"
@@ -146,19 +146,16 @@ class LocalStack:
             )
         self._cleanup.callback(terminate, process)
         url = f"http://{HOST}:{port}"
-        deadline = time.monotonic() + 60
-        while True:
+
+        def healthy() -> bool:
             if process.poll() is not None:
                 raise RuntimeError(f"the listener exited: {log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the listener did not become healthy: see {log_path}")
-            time.sleep(0.1)
+            return answers_ok(url + "/healthz")
+
+        try:
+            wait_until(healthy, 60, interval=0.1, message="the listener to become healthy")
+        except TimeoutError:
+            raise RuntimeError(f"the listener did not become healthy: see {log_path}") from None
         os.environ["LISTENER_URL"] = url
         return url
 
