@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import ADMIN_PASSWORD, ARTIFACTS, crd, screenshot, wait_until
+from e2e_support import ADMIN_PASSWORD, ARTIFACTS, crd, screenshot, wait_until
 from selenium.webdriver.common.by import By
 
 from lablink.pages.admin import admin_page

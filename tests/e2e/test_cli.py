@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import LABLINK, crd, run_cli, wait_until
+from e2e_support import LABLINK, crd, run_cli, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import urllib.request
 
-from conftest import LABLINK, LocalStackProcess, crd, descendants, process_table, wait_until
+from e2e_support import LABLINK, LocalStackProcess, crd, descendants, process_table, wait_until
 
 CODES = ("4/0Aalpha-Code_1", "4/0Abeta-Code_2", "4/0Agamma-Code_3")
 RESEARCHERS = ("ada@example.org", "grace@example.org", "alan@example.org")

@@ -1,0 +1,212 @@
+"""End-to-end helpers and fixtures: `lablink local` as a real process (its own database on the test
+PostgreSQL server), the admin API client, the `lablink` CLI, and headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from lablink.admin_client import AdminClient
+from lablink_local.waiting import wait_until  # noqa: F401 - re-exported to the e2e tests
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+LABLINK = str(Path(sys.executable).with_name("lablink"))
+ADMIN_PASSWORD = "e2e-admin-password"
+START_TIMEOUT = 150  # a busy 2-core machine (CI) can take a while
+
+
+def crd(code: str) -> str:
+    """A start-host command as Chrome Remote Desktop's setup page gives it."""
+    return (
+        f'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="{code}" '
+        '--redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
+    )
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z":  # a zombie is gone, only not yet reaped
+            table[int(entry.name)] = (int(fields[1]), cmdline)
+    return table
+
+
+def descendants(pid: int) -> set[int]:
+    table = process_table()
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, (parent, _) in table.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+class LocalStackProcess:
+    """`lablink local` started as a user would (its output collected line by line)."""
+
+    def __init__(self, state_dir: Path, database_url: str, *extra: str):
+        self.state_dir = state_dir
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "LABLINK_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "PYTHONUNBUFFERED": "1",
+        }
+        argv = [LABLINK, "local", "--port", "0", "--state-dir", str(state_dir), "--vm-boot-seconds", "0.6", *extra]
+        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        wait_until(lambda: self.ready() or self.process.poll() is not None, START_TIMEOUT, message="the stack to start")
+        if not self.ready():
+            raise RuntimeError("lablink local did not start:\n" + self.output())
+        self.api_url = self.value_of("admin CLI:").split("LABLINK_URL=")[1].split()[0]
+        self.client = AdminClient(self.api_url, "admin", ADMIN_PASSWORD)
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def ready(self) -> bool:
+        return any(line.startswith("Press Ctrl-C") for line in self.lines)
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def value_of(self, label: str) -> str:
+        return next(line.split(label, 1)[1].strip() for line in self.lines if label in line)
+
+    def vm_dir(self, hostname: str) -> Path:
+        found = sorted((self.state_dir / "vms").glob(f"{hostname}-i-*"))
+        assert found, f"no simulated VM directory for {hostname}"
+        return found[-1]
+
+    def start_host_calls(self, hostname: str) -> list[dict]:
+        import json
+
+        path = self.vm_dir(hostname) / "start-host.calls.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"the stack did not stop within {timeout} s; its output:\n{self.output()}") from None
+        finally:
+            self._reader.join(5)
+
+    def kill(self) -> None:
+        """Last resort for a failed test: the stack and everything under it."""
+        for pid in descendants(self.process.pid) | {self.process.pid}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def start_stack(pg_admin_url, tmp_path_factory):
+    """Factory: start `lablink local` (extra arguments allowed); stopped after the module."""
+    started: list[LocalStackProcess] = []
+
+    def start(*extra: str) -> LocalStackProcess:
+        stack = LocalStackProcess(tmp_path_factory.mktemp("lablink-local"), pg_admin_url, *extra)
+        started.append(stack)
+        return stack
+
+    yield start
+    for stack in started:
+        try:
+            stack.stop(30)
+        except subprocess.TimeoutExpired:
+            stack.kill()
+
+
+def run_cli(stack: LocalStackProcess, *args: str, password: str = ADMIN_PASSWORD, timeout: float = 60, **kwargs):
+    env = {**os.environ, "LABLINK_URL": stack.api_url, "LABLINK_ADMIN_PASSWORD": password}
+    return subprocess.run([LABLINK, *args], env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
+
+
+# -- the browser --------------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+)
+
+
+def ensure_chromium() -> None:
+    """Debian's chromium and its driver, installed when missing (CI runs as root)."""
+    if Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists():
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise RuntimeError("the browser tests need Debian's chromium and chromium-driver: apt-get install chromium chromium-driver")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+@pytest.fixture(scope="session")
+def browser_factory():
+    """Factory: a headless Chromium (``javascript=False`` turns scripts off)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    ensure_chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    drivers = []
+
+    def make(javascript: bool = True):
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in CHROMIUM_FLAGS:
+            options.add_argument(flag)
+        if not javascript:
+            options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        driver.set_page_load_timeout(30)
+        drivers.append(driver)
+        return driver
+
+    yield make
+    for driver in drivers:
+        driver.quit()
+
+
+def screenshot(driver, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
