@@ -13,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from lablink import environment
 from lablink.config import LablinkConfig
 from lablink.routes import ROUTES, Auth, Function, Route
 from stacks.bundling import shared_layer
@@ -26,14 +27,6 @@ from stacks.constants import (
     AUTHORIZER_FUNCTION,
     AUTHORIZER_TIMEOUT,
     BASIC_REALM,
-    DEPLOYMENT_TAG,
-    ENV_ADMIN_SECRET_ARN,
-    ENV_API_URL,
-    ENV_CLIENT_LOG_GROUP,
-    ENV_CLIENT_SUBNET_IDS,
-    ENV_LAUNCH_TEMPLATE_ID,
-    ENV_LISTENER_URL,
-    ENV_PROVISION_FUNCTION_NAME,
     PROVISION_FUNCTION,
     PROVISION_TIMEOUT,
     log_retention,
@@ -95,7 +88,7 @@ class ApiStack(Stack):
         for function in Function:
             self.functions[function.value] = self._function(function.value, API_FUNCTION_TIMEOUT)
         authorizer_fn = self._function(
-            AUTHORIZER_FUNCTION, AUTHORIZER_TIMEOUT, extra_env={ENV_ADMIN_SECRET_ARN: self.admin_secret.secret_arn}
+            AUTHORIZER_FUNCTION, AUTHORIZER_TIMEOUT, extra_env={environment.ADMIN_SECRET_ARN: self.admin_secret.secret_arn}
         )
         self.admin_secret.grant_read(authorizer_fn.role)
         self.functions[AUTHORIZER_FUNCTION] = authorizer_fn
@@ -105,7 +98,7 @@ class ApiStack(Stack):
 
         self.provision = self._provision(fleet, logs_stack, listener)
         launch = self.functions[Function.LAUNCH.value]
-        launch.function.add_environment(ENV_PROVISION_FUNCTION_NAME, self.provision.function.function_name)
+        launch.function.add_environment(environment.PROVISION_FUNCTION_NAME, self.provision.function.function_name)
         # The function itself, not its versions (grant_invoke would add "<arn>:*").
         launch.role.add_to_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.provision.function.function_arn])
@@ -132,7 +125,7 @@ class ApiStack(Stack):
             vpc=self.vpc,
             timeout_seconds=timeout,
             memory_mb=API_FUNCTION_MEMORY,
-            environment={**self.database.lambda_environment(), **(extra_env or {})},
+            extra_env={**self.database.lambda_environment(), **(extra_env or {})},
         )
         self.database.allow_lambda(function)
         return function
@@ -143,13 +136,13 @@ class ApiStack(Stack):
             PROVISION_FUNCTION,
             PROVISION_TIMEOUT,
             extra_env={
-                ENV_LAUNCH_TEMPLATE_ID: fleet.launch_template.launch_template_id,
-                ENV_CLIENT_SUBNET_IDS: ",".join(public_subnets),
-                ENV_CLIENT_LOG_GROUP: logs_stack.client_log_group.log_group_name,
+                environment.LAUNCH_TEMPLATE_ID: fleet.launch_template.launch_template_id,
+                environment.CLIENT_SUBNET_IDS: ",".join(public_subnets),
+                environment.CLIENT_LOG_GROUP: logs_stack.client_log_group.log_group_name,
                 # Built from the API's id, not from its stage, which depends on the methods: the
                 # URL is known before the API is deployed and nothing loops back.
-                ENV_API_URL: f"https://{self.api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}/{API_STAGE}/",
-                ENV_LISTENER_URL: listener.url,
+                environment.API_URL: f"https://{self.api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}/{API_STAGE}/",
+                environment.LISTENER_URL: listener.url,
             },
         )
         self._grant_fleet_control(provision.role, fleet, public_subnets)
@@ -165,7 +158,7 @@ class ApiStack(Stack):
             # AMIs are named without an account.
             return self.format_arn(service="ec2", resource=resource, account=None if account else "")
 
-        tagged_request = {"StringEquals": {f"aws:RequestTag/{DEPLOYMENT_TAG}": env_name}}
+        tagged_request = {"StringEquals": {f"aws:RequestTag/{environment.DEPLOYMENT_TAG}": env_name}}
         statements = [
             # The new instance and its volume must carry the deployment's tag.
             iam.PolicyStatement(
@@ -196,7 +189,7 @@ class ApiStack(Stack):
                 sid="TerminateOwnInstances",
                 actions=["ec2:TerminateInstances"],
                 resources=[arn("instance/*")],
-                conditions={"StringEquals": {f"aws:ResourceTag/{DEPLOYMENT_TAG}": env_name}},
+                conditions={"StringEquals": {f"aws:ResourceTag/{environment.DEPLOYMENT_TAG}": env_name}},
             ),
             iam.PolicyStatement(sid="FindOwnInstances", actions=["ec2:DescribeInstances"], resources=["*"]),
             iam.PolicyStatement(
@@ -213,7 +206,7 @@ class ApiStack(Stack):
                 policy,
                 f"AwsSolutions-IAM5[Resource::{nag_arn(self, 'ec2', f'{resource}/*')}]",
                 f"A {resource} id does not exist before RunInstances creates it; instances and volumes "
-                f"are bound by the {DEPLOYMENT_TAG} request/resource tag conditions, network "
+                f"are bound by the {environment.DEPLOYMENT_TAG} request/resource tag conditions, network "
                 "interfaces by the launch template's security group and subnets.",
             )
         acknowledge(

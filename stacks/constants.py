@@ -23,6 +23,7 @@ PYTHON_VERSION = "3.14"
 LAMBDA_ARCHITECTURE = lambda_.Architecture.X86_64
 PIP_PLATFORM = "manylinux2014_x86_64"
 HANDLER = "handler.handler"
+METRICS_NAMESPACE = "LabLink"  # the functions' CloudWatch metrics
 # Distributions the Lambda runtime provides, left out of the layer.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
 
@@ -44,19 +45,6 @@ MIGRATE_TIMEOUT = 300
 LOG_BATCH_RETRIES = 2
 DEAD_LETTER_RETENTION_DAYS = 14
 
-# Environment variables read by the functions and the listener (their contract).
-ENV_CONFIG_JSON = "LABLINK_CONFIG_JSON"
-ENV_DB_SECRET_ARN = "DB_SECRET_ARN"
-ENV_DB_HOST = "DB_HOST"
-ENV_ADMIN_SECRET_ARN = "ADMIN_SECRET_ARN"
-ENV_PROVISION_FUNCTION_NAME = "PROVISION_FUNCTION_NAME"
-ENV_LAUNCH_TEMPLATE_ID = "LAUNCH_TEMPLATE_ID"
-ENV_CLIENT_SUBNET_IDS = "CLIENT_SUBNET_IDS"
-ENV_CLIENT_LOG_GROUP = "CLIENT_LOG_GROUP"
-ENV_API_URL = "API_URL"
-ENV_LISTENER_URL = "LISTENER_URL"
-POWERTOOLS_METRICS_NAMESPACE = "LabLink"
-
 # Database
 DB_NAME = "lablink"
 DB_ADMIN_USER = "lablink_admin"
@@ -67,8 +55,6 @@ POSTGRES_ENGINE_VERSION = "17"
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD_LENGTH = 32
 
-# Client VMs: tagged so that the launch/provision functions can touch only this deployment's.
-DEPLOYMENT_TAG = "lablink:deployment"
 CLIENT_ROOT_DEVICE = "/dev/sda1"  # the root device of the Ubuntu-based default AMI
 CLIENT_ROOT_VOLUME_GIB = 100  # the GPU image and a container image need room
 # The AWS Deep Learning base AMI (NVIDIA driver, Docker, Ubuntu 22.04), resolved at deploy time

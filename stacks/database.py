@@ -12,14 +12,13 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
+from lablink import environment
 from lablink.config import LablinkConfig
 from stacks.bundling import layer_asset_hash, shared_layer
 from stacks.constants import (
     DB_ADMIN_USER,
     DB_NAME,
     DB_PORT,
-    ENV_DB_HOST,
-    ENV_DB_SECRET_ARN,
     MIGRATE_FUNCTION,
     MIGRATE_TIMEOUT,
     log_retention,
@@ -136,7 +135,7 @@ class DatabaseStack(Stack):
     def lambda_environment(self) -> dict[str, str]:
         """What lablink.repository.database_url() needs in a Lambda: the credentials secret
         and the proxy's endpoint."""
-        return {ENV_DB_SECRET_ARN: self.secret.secret_arn, ENV_DB_HOST: self.proxy.endpoint}
+        return {environment.DB_SECRET_ARN: self.secret.secret_arn, environment.DB_HOST: self.proxy.endpoint}
 
     def allow_lambda(self, function: LablinkFunction) -> None:
         """Lets a function read the credentials and connect to the proxy (the rule is created
@@ -163,9 +162,9 @@ class DatabaseStack(Stack):
             vpc=vpc,
             timeout_seconds=MIGRATE_TIMEOUT,
             memory_mb=256,
-            environment={
-                ENV_DB_SECRET_ARN: self.secret.secret_arn,
-                ENV_DB_HOST: self.instance.db_instance_endpoint_address,
+            extra_env={
+                environment.DB_SECRET_ARN: self.secret.secret_arn,
+                environment.DB_HOST: self.instance.db_instance_endpoint_address,
                 # libpq bounds the connection and every statement (the advisory lock included)
                 # well inside the function's timeout, so the handler can still report a
                 # failure: an unanswered custom resource leaves the stack waiting an hour.

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from aws_cdk import App, Environment, Stack, Tags
 
+from lablink import environment
 from lablink.config import LablinkConfig
 from stacks.api import ApiStack
-from stacks.constants import DEPLOYMENT_TAG, stack_name
+from stacks.constants import stack_name
 from stacks.database import DatabaseStack
 from stacks.fleet import FleetStack
 from stacks.listener import ListenerStack
@@ -77,5 +78,5 @@ def build_deployment(app: App, config: LablinkConfig) -> Deployment:
     deployment = Deployment(network, database, logs, fleet, listener, api)
     for stack in deployment.stacks:
         # (A proxy target group takes no tags: CloudFormation rejects them.)
-        Tags.of(stack).add(DEPLOYMENT_TAG, env_name, exclude_resource_types=["AWS::RDS::DBProxyTargetGroup"])
+        Tags.of(stack).add(environment.DEPLOYMENT_TAG, env_name, exclude_resource_types=["AWS::RDS::DBProxyTargetGroup"])
     return deployment

@@ -10,13 +10,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from lablink import environment
 from lablink.config import LablinkConfig
 from stacks.bundling import function_code
 from stacks.constants import (
-    ENV_CONFIG_JSON,
     HANDLER,
     LAMBDA_ARCHITECTURE,
-    POWERTOOLS_METRICS_NAMESPACE,
+    METRICS_NAMESPACE,
     PYTHON_RUNTIME,
     log_retention,
     resource_name,
@@ -36,7 +36,7 @@ class LablinkFunction(Construct):
         vpc: ec2.IVpc,
         timeout_seconds: int,
         memory_mb: int = 512,
-        environment: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         env_name = config.app.environment
@@ -107,10 +107,10 @@ class LablinkFunction(Construct):
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[self.security_group],
             environment={
-                ENV_CONFIG_JSON: config.model_dump_json(),
+                environment.CONFIG_JSON: config.model_dump_json(),
                 "POWERTOOLS_SERVICE_NAME": function_name,
-                "POWERTOOLS_METRICS_NAMESPACE": POWERTOOLS_METRICS_NAMESPACE,
-                **(environment or {}),
+                environment.METRICS_NAMESPACE: METRICS_NAMESPACE,
+                **(extra_env or {}),
             },
         )
         # The role's policies must exist before the function, or its first cold start fails.

@@ -15,11 +15,11 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from lablink import environment
 from lablink.config import LablinkConfig
 from stacks.constants import (
     DB_NAME,
     DB_PORT,
-    ENV_CONFIG_JSON,
     LISTENER_CPU,
     LISTENER_DOCKERFILE,
     LISTENER_HEALTH_PATH,
@@ -100,7 +100,7 @@ class ListenerStack(Stack):
             logging=ecs.LogDrivers.aws_logs(stream_prefix="listener", log_group=log_group),
             port_mappings=[ecs.PortMapping(container_port=LISTENER_PORT)],
             environment={
-                ENV_CONFIG_JSON: config.model_dump_json(),
+                environment.CONFIG_JSON: config.model_dump_json(),
                 "LISTENER_PORT": str(LISTENER_PORT),
                 # The instance itself, not the proxy: the proxy pins a LISTEN session.
                 "PGHOST": database.instance.db_instance_endpoint_address,

@@ -73,7 +73,7 @@ class LogsStack(Stack):
             layer=shared_layer(self),
             vpc=vpc,
             timeout_seconds=LOG_PROCESSOR_TIMEOUT,
-            environment=database.lambda_environment(),
+            extra_env=database.lambda_environment(),
         )
         database.allow_lambda(self.processor)
         # CloudWatch Logs invokes the processor asynchronously: after the retries, a failed

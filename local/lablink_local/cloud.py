@@ -8,7 +8,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from lablink.auth import ADMIN_SECRET_ENV
+from lablink import environment
 from lablink.config import LablinkConfig
 from lablink.userdata import client_log_group
 
@@ -38,9 +38,9 @@ class CloudResources:
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
-            "LAUNCH_TEMPLATE_ID": self.launch_template_id,
-            "CLIENT_LOG_GROUP": self.client_log_group,
-            ADMIN_SECRET_ENV: self.admin_secret_arn,
+            environment.LAUNCH_TEMPLATE_ID: self.launch_template_id,
+            environment.CLIENT_LOG_GROUP: self.client_log_group,
+            environment.ADMIN_SECRET_ARN: self.admin_secret_arn,
         }
 
 

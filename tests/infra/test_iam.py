@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from stacks.constants import DEPLOYMENT_TAG
+from lablink.environment import DEPLOYMENT_TAG
 
 EC2_WRITES = {"ec2:RunInstances", "ec2:TerminateInstances", "ec2:CreateTags", "ec2:StopInstances", "ec2:StartInstances"}
 

@@ -16,10 +16,10 @@ import json
 import os
 from collections.abc import Callable, Mapping
 
+from lablink import environment
 from lablink.routes import ROUTES, Auth, Route
 from lablink.tokens import hash_token
 
-ADMIN_SECRET_ENV = "ADMIN_SECRET_ARN"
 SECRET_MAX_AGE_SECONDS = 300
 
 
@@ -39,9 +39,9 @@ def header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 def admin_credentials() -> tuple[str, str]:
     """(username, password) of the admin secret; cached a few minutes per environment."""
-    arn = os.environ.get(ADMIN_SECRET_ENV)
+    arn = os.environ.get(environment.ADMIN_SECRET_ARN)
     if not arn:
-        raise RuntimeError(f"{ADMIN_SECRET_ENV} is not set: there is no admin password to check against")
+        raise RuntimeError(f"{environment.ADMIN_SECRET_ARN} is not set: there is no admin password to check against")
     from aws_lambda_powertools.utilities.parameters import get_secret
 
     secret = json.loads(get_secret(arn, max_age=SECRET_MAX_AGE_SECONDS))

@@ -13,8 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-CONFIG_ENV_FILE = "LABLINK_CONFIG"
-CONFIG_ENV_JSON = "LABLINK_CONFIG_JSON"
+from lablink import environment
 
 
 class _Section(BaseModel):
@@ -143,8 +142,8 @@ def load_config(path: str | os.PathLike | None = None) -> LablinkConfig:
     named by $LABLINK_CONFIG, else the defaults."""
     if path is not None:
         return load_config_file(path)
-    if os.environ.get(CONFIG_ENV_JSON):
-        return parse_config(json.loads(os.environ[CONFIG_ENV_JSON]), CONFIG_ENV_JSON)
-    if os.environ.get(CONFIG_ENV_FILE):
-        return load_config_file(os.environ[CONFIG_ENV_FILE])
+    if os.environ.get(environment.CONFIG_JSON):
+        return parse_config(json.loads(os.environ[environment.CONFIG_JSON]), environment.CONFIG_JSON)
+    if os.environ.get(environment.CONFIG_FILE):
+        return load_config_file(os.environ[environment.CONFIG_FILE])
     return LablinkConfig()

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
+from lablink import environment
 from lablink.config import DbConfig
 from lablink.sqltext import to_text
 
@@ -61,8 +62,8 @@ def placeholders(db: DbConfig) -> dict[str, sql.Composable]:
 
 def sql_dir() -> Path:
     """sql/ of the source tree, or the copy bundled beside this package in a Lambda layer."""
-    if os.environ.get("LABLINK_SQL_DIR"):
-        return Path(os.environ["LABLINK_SQL_DIR"])
+    if os.environ.get(environment.SQL_DIR):
+        return Path(os.environ[environment.SQL_DIR])
     bundled = Path(__file__).with_name("sql")
     if bundled.is_dir():
         return bundled

@@ -12,7 +12,9 @@ import warnings
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "LabLink"
+from lablink import environment
+
+NAMESPACE = os.environ.get(environment.METRICS_NAMESPACE) or "LabLink"
 
 # A request that counted nothing is normal here, not worth a warning per invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 
+from lablink import environment
 from lablink.config import LablinkConfig, load_config
 from lablink.repository import Database, database_url
 
@@ -22,7 +23,7 @@ _databases: dict[tuple[str, str, str], Database] = {}
 
 
 def config() -> LablinkConfig:
-    key = os.environ.get("LABLINK_CONFIG_JSON", "") + "\0" + os.environ.get("LABLINK_CONFIG", "")
+    key = os.environ.get(environment.CONFIG_JSON, "") + "\0" + os.environ.get(environment.CONFIG_FILE, "")
     with _lock:
         if key not in _configs:
             _configs[key] = load_config()
