@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from lablink.config import DbConfig
-from lablink.repository import Database
+from lablink.db.database import Database
 from lablink_local.postgres import create_database, create_migrated_database, database_server, drop_database
 
 

@@ -9,7 +9,7 @@ from lablink.runtime import database
 @logger.inject_lambda_context
 def handler(event, context):
     try:
-        return authorize(event, lambda token_hash: database("authorizer").get_hostname_by_token_hash(token_hash))
+        return authorize(event, lambda token_hash: database("authorizer").vms.get_hostname_by_token_hash(token_hash))
     except Unauthorized:
         logger.info("refused", extra={"resource": event.get("resource"), "method": event.get("httpMethod")})
         raise

@@ -13,8 +13,8 @@ import urllib.request
 from aws_lambda_powertools import Logger
 
 from lablink.config import load_config
+from lablink.db.connection import database_url
 from lablink.migrations import migrate
-from lablink.repository import database_url
 
 logger = Logger()
 

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from lablink.db.listener_sql import listener_queries
 from lablink.models import HOSTNAME_PATTERN, is_valid_hostname
-from lablink.repository import listener_queries
 from lablink.tokens import hash_token, token_matches
 from lablink_listener.database import DatabaseUnavailable, Listen, Lookups, assigned
 from lablink_listener.settings import Settings

@@ -1,6 +1,6 @@
 """The listener's two kinds of database use: ONE connection that LISTENs (and reconciles),
 and a small pool for the lookups of arriving requests. All SQL text comes from
-lablink.repository."""
+lablink.db.listener_sql."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import random
 
 import asyncpg
 
-from lablink.repository import ListenerQueries, listener_queries
+from lablink.db.listener_sql import ListenerQueries, listener_queries
 from lablink_listener.settings import LISTEN_APPLICATION_NAME, QUERY_APPLICATION_NAME, Settings
 from lablink_listener.waiters import REMOVED, Ending, Outcome, Waiters
 

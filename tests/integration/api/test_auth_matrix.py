@@ -49,7 +49,7 @@ def expected(auth: Auth, credentials: str, ok: int) -> int:
 def world(gateway, db, vm_factory):
     vm, vm_token = vm_factory(1)
     other, other_token = vm_factory(2)
-    operation = str(db.create_operation("destroy", []))
+    operation = str(db.operations.create("destroy", []))
     return {"vm": vm, "vm_token": vm_token, "other_token": other_token, "operation": operation}
 
 
@@ -98,4 +98,4 @@ def test_admin_credentials_are_not_valid_vm_tokens(gateway, world):
 def test_vm_token_cannot_report_for_another_vm_by_path(gateway, world, db):
     answer = gateway.request("POST", "/api/vm-metrics/lablink-vm-test-2", json_body={"cloud_init_start": 1}, headers=bearer(world["vm_token"]))
     assert answer.status == 403
-    assert db.get_vm_by_hostname("lablink-vm-test-2")["cloudinitstarttime"] is None
+    assert db.vms.get("lablink-vm-test-2")["cloudinitstarttime"] is None

@@ -108,7 +108,7 @@ def test_the_valid_bodies_do_change_the_database(gateway, ready, dump):
 def test_unknown_fields_are_ignored_not_stored(gateway, ready, db):
     answer = send(gateway, "/api/vm-status", ready["vm"], {"hostname": VM, "status": "error", "pin": "000000", "useremail": "x@y.z"})
     assert answer.status == 200
-    row = db.get_vm_by_hostname(VM)
+    row = db.vms.get(VM)
     assert (row["status"], row["pin"], row["useremail"]) == ("error", None, None)
 
 

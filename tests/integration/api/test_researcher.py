@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from api_support import ENVIRONMENT
+from db_probe import vm_of_email
 
 CRD = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0AbCd_e-F" --redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
 CANONICAL = "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=4/0AbCd_e-F --redirect-url=https://remotedesktop.google.com/_/oauthredirect --name=$(hostname)"
@@ -20,18 +21,18 @@ def test_empty_pool_then_assigned_then_same_vm(gateway, db, vm_factory):
     vm_factory(1, status="initializing")
     assert request_vm(gateway, "ada@example.org").status == 503  # not running yet
 
-    db.update_vm_status(f"lablink-vm-{ENVIRONMENT}-1", "running")
+    db.vms.set_status(f"lablink-vm-{ENVIRONMENT}-1", "running")
     vm_factory(2)
     first = request_vm(gateway, "Ada@Example.org")
     assert first.status == 200
     hostname, pin = first.json()["hostname"], first.json()["pin"]
     assert hostname == f"lablink-vm-{ENVIRONMENT}-1" and pin.isdigit() and len(pin) == 6
-    assert db.get_vm_details("ada@example.org")["crdcommand"] == CANONICAL
+    assert vm_of_email(db, "ada@example.org")["crdcommand"] == CANONICAL
 
     again = request_vm(gateway, "ada@example.org", CRD.replace("4/0AbCd_e-F", "4/0NewCode"))
     assert again.status == 200 and again.json()["hostname"] == hostname
     assert "updated" in again.json()["message"]
-    assert "4/0NewCode" in db.get_vm_details("ada@example.org")["crdcommand"]
+    assert "4/0NewCode" in vm_of_email(db, "ada@example.org")["crdcommand"]
     assert gateway.request("GET", "/api/unassigned_vms_count").json() == {"count": 1}
 
     other = request_vm(gateway, "grace@example.org")
@@ -88,7 +89,7 @@ def test_bad_crd_commands_are_refused_with_a_sentence(gateway, vm_factory, db):
         answer = request_vm(gateway, "ada@example.org", command)
         assert answer.status == 400, command
         assert words in answer.json()["error"], (command, answer.json())
-    assert db.get_vm_details("ada@example.org") is None
+    assert vm_of_email(db, "ada@example.org") is None
 
 
 def test_bad_emails_are_refused(gateway, vm_factory):

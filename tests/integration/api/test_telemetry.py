@@ -9,21 +9,21 @@ def test_status_values(gateway, db, vm_factory):
     hostname, token = vm_factory(1, status="initializing")
     for status in ("running", "error", "unknown", "initializing"):
         answer = gateway.request("POST", "/api/vm-status", json_body={"hostname": hostname, "status": status}, headers=bearer(token))
-        assert answer.status == 200 and db.get_vm_by_hostname(hostname)["status"] == status
+        assert answer.status == 200 and db.vms.get(hostname)["status"] == status
     for status in ("assigned", "available", "terminated", "RUNNING"):
         answer = gateway.request("POST", "/api/vm-status", json_body={"hostname": hostname, "status": status}, headers=bearer(token))
         assert answer.status == 400 and "a VM may report" in answer.json()["error"]
-    assert db.get_vm_by_hostname(hostname)["status"] == "initializing"
+    assert db.vms.get(hostname)["status"] == "initializing"
 
 
 def test_metrics_total_when_all_phases_known(gateway, db, vm_factory):
     hostname, token = vm_factory(1)
-    db.update_vm_metrics(hostname, {"terraform_apply_duration_seconds": 30})
+    db.startup.record(hostname, {"terraform_apply_duration_seconds": 30})
     send = lambda body: gateway.request("POST", f"/api/vm-metrics/{hostname}", json_body=body, headers=bearer(token))  # noqa: E731
     assert send({"container_startup_duration_seconds": 20}).json()["message"] == f"Metrics of {hostname} stored."
     answer = send({"cloud_init_start": 1_700_000_000, "cloud_init_end": 1_700_000_100.5})
     assert answer.status == 200 and "total startup 150.5 s" in answer.json()["message"]
-    assert db.get_vm_by_hostname(hostname)["totalstartupdurationseconds"] == 150.5
+    assert db.vms.get(hostname)["totalstartupdurationseconds"] == 150.5
     assert send({}).status == 400
     assert send({"cloud_init_start": -5}).status == 400
 
@@ -32,10 +32,10 @@ def test_gpu_health_and_in_use(gateway, db, vm_factory):
     hostname, token = vm_factory(1)
     for value in ("Healthy", "Unhealthy", "N/A"):
         assert gateway.request("POST", "/api/gpu_health", json_body={"hostname": hostname, "gpu_status": value}, headers=bearer(token)).status == 200
-        assert db.get_vm_by_hostname(hostname)["healthy"] == value
+        assert db.vms.get(hostname)["healthy"] == value
     assert gateway.request("POST", "/api/gpu_health", json_body={"hostname": hostname, "gpu_status": "Broken"}, headers=bearer(token)).status == 400
     assert gateway.request("POST", "/api/update_inuse_status", json_body={"hostname": hostname, "status": True}, headers=bearer(token)).status == 200
-    assert db.get_vm_by_hostname(hostname)["inuse"] is True
+    assert db.vms.get(hostname)["inuse"] is True
 
 
 def test_vm_removed_after_authorization_gets_404(gateway, db, vm_factory, monkeypatch):
@@ -43,7 +43,7 @@ def test_vm_removed_after_authorization_gets_404(gateway, db, vm_factory, monkey
     hostname, token = vm_factory(1)
     from lablink.api import metrics
 
-    monkeypatch.setattr(metrics, "own_hostname", lambda named: (db.delete_vms([named]), named)[1])
+    monkeypatch.setattr(metrics, "own_hostname", lambda named: (db.vms.delete([named]), named)[1])
     answer = gateway.request("POST", "/api/vm-status", json_body={"hostname": hostname, "status": "running"}, headers=bearer(token))
     assert answer.status == 404 and hostname in answer.json()["error"]
 

@@ -7,8 +7,10 @@ import threading
 from collections import Counter
 
 import pytest
+from db_probe import row_count
 
-from lablink.repository import Database, NoFreeVm
+from lablink.db.database import Database
+from lablink.db.errors import NoFreeVm
 
 
 def _burst(database_url: str, emails: list[str]) -> tuple[list, int, list]:
@@ -16,7 +18,7 @@ def _burst(database_url: str, emails: list[str]) -> tuple[list, int, list]:
     environments would be); returns (assignments, refusals, errors)."""
     databases = [Database(database_url, actor=f"burst-{i}") for i in range(len(emails))]
     for database in databases:
-        database.get_row_count()  # connect before the start line
+        row_count(database)  # connect before the start line
     barrier = threading.Barrier(len(emails))
     assignments, errors = [], []
     refusals = Counter()
@@ -25,7 +27,7 @@ def _burst(database_url: str, emails: list[str]) -> tuple[list, int, list]:
     def request(database: Database, email: str):
         barrier.wait()
         try:
-            result = database.assign_vm(email, f"start-host --code={email}")
+            result = database.assignments.claim(email, f"start-host --code={email}")
             with lock:
                 assignments.append((email, result))
         except NoFreeVm:
@@ -48,7 +50,7 @@ def _burst(database_url: str, emails: list[str]) -> tuple[list, int, list]:
 @pytest.mark.parametrize("round_number", range(3))
 def test_200_researchers_against_50_vms(db, database_url, round_number):
     for i in range(50):
-        db.insert_vm(f"vm-{round_number}-{i}", status="running")
+        db.vms.insert(f"vm-{round_number}-{i}", status="running")
     emails = [f"researcher{i}@example.org" for i in range(200)]
 
     assignments, refused, errors = _burst(database_url, emails)
@@ -58,7 +60,7 @@ def test_200_researchers_against_50_vms(db, database_url, round_number):
     assert refused == 150
     hostnames = [a.hostname for _, a in assignments]
     assert len(set(hostnames)) == 50, "a VM was handed to two researchers"
-    rows = db.get_all_vms()
+    rows = db.vms.list()
     assert all(vm["useremail"] is not None for vm in rows)
     emails_in_db = [vm["useremail"] for vm in rows]
     assert len(set(emails_in_db)) == 50, "a researcher holds two VMs"
@@ -72,22 +74,22 @@ def test_200_researchers_against_50_vms(db, database_url, round_number):
 @pytest.mark.parametrize("round_number", range(3))
 def test_one_email_clicking_20_times_at_once_gets_one_vm(db, database_url, round_number):
     for i in range(10):
-        db.insert_vm(f"vm-{i}", status="running")
+        db.vms.insert(f"vm-{i}", status="running")
 
     assignments, refused, errors = _burst(database_url, ["ada@example.org"] * 20)
 
     assert errors == [] and refused == 0
     assert len({a.hostname for _, a in assignments}) == 1
     assert sum(not a.rejoined for _, a in assignments) == 1
-    assert db.count_unassigned_vms() == 9
-    assert len([vm for vm in db.get_all_vms() if vm["useremail"] == "ada@example.org"]) == 1
+    assert db.assignments.count_free() == 9
+    assert len([vm for vm in db.vms.list() if vm["useremail"] == "ada@example.org"]) == 1
 
 
 def test_concurrent_phase_reports_always_produce_the_total(db, database_url):
     """The three phases of many VMs arriving at once, from different connections."""
     hosts = [f"vm-{i}" for i in range(30)]
     for host in hosts:
-        db.insert_vm(host)
+        db.vms.insert(host)
     phases = [
         {"terraform_apply_duration_seconds": 10},
         {"cloud_init_duration_seconds": 20},
@@ -99,7 +101,7 @@ def test_concurrent_phase_reports_always_produce_the_total(db, database_url):
     def report(database, metrics):
         barrier.wait()
         for host in hosts:
-            database.update_vm_metrics(host, metrics)
+            database.startup.record(host, metrics)
 
     threads = [threading.Thread(target=report, args=(d, m)) for d, m in zip(databases, phases, strict=True)]
     for t in threads:
@@ -108,4 +110,4 @@ def test_concurrent_phase_reports_always_produce_the_total(db, database_url):
         t.join()
     for d in databases:
         d.close()
-    assert {vm["totalstartupdurationseconds"] for vm in db.get_all_vms()} == {60.0}
+    assert {vm["totalstartupdurationseconds"] for vm in db.vms.list()} == {60.0}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from db_probe import audit_trail, log_event_count, vm_of_email
 
 from lablink.models import LogEvent
 
@@ -18,16 +19,16 @@ NASTY = [
 
 @pytest.mark.parametrize("value", NASTY)
 def test_nasty_values_round_trip_literally(db, value):
-    db.insert_vm(value, status="running")
-    db.insert_vm("bystander", status="running")
-    assert db.get_vm_by_hostname(value)["hostname"] == value
-    assignment = db.assign_vm(value, value)
-    vm = db.get_vm_by_hostname(assignment.hostname)
+    db.vms.insert(value, status="running")
+    db.vms.insert("bystander", status="running")
+    assert db.vms.get(value)["hostname"] == value
+    assignment = db.assignments.claim(value, value)
+    vm = db.vms.get(assignment.hostname)
     assert (vm["useremail"], vm["crdcommand"]) == (value, value)
-    assert db.update_health(value, "Healthy") is (assignment.hostname == value)
-    db.append_log_events(value, value, [LogEvent(value, 1, value)])
-    assert db.count_log_events(value) == 1
+    assert db.vms.set_health(value, "Healthy") is (assignment.hostname == value)
+    db.logs.append(value, value, [LogEvent(value, 1, value)])
+    assert log_event_count(db, value) == 1
     # Nothing else was touched: both rows and every table are still there.
-    assert sorted(db.get_hostnames()) == sorted([value, "bystander"])
-    assert len(db.get_audit_trail()) >= 3
-    assert db.get_vm_details(value)["crdcommand"] == value
+    assert sorted(db.vms.list_hostnames()) == sorted([value, "bystander"])
+    assert len(audit_trail(db)) >= 3
+    assert vm_of_email(db, value)["crdcommand"] == value

@@ -15,9 +15,9 @@ import pytest
 from psycopg2 import sql
 
 from lablink.config import DbConfig
+from lablink.db.database import Database
+from lablink.db.sqltext import to_text
 from lablink.migrations import MIGRATION_TABLE, generate_init_sql, load_migrations, migrate
-from lablink.repository import Database
-from lablink.sqltext import to_text
 
 SEED_COLUMNS = [
     ("hostname", "character varying", 1024, None, "NO"),
@@ -117,18 +117,18 @@ class Listener:
 def test_notify_payload_on_insert_and_on_assignment_only(database_url, db):
     listener = Listener(database_url, "vm_updates")
     try:
-        db.insert_vm("vm-1", status="running")
+        db.vms.insert("vm-1", status="running")
         assert listener.payloads() == [{"HostName": "vm-1", "CrdCommand": None, "Pin": None}]
 
-        assignment = db.assign_vm("ada@example.org", "start-host --code=4/abc")
+        assignment = db.assignments.claim("ada@example.org", "start-host --code=4/abc")
         assert listener.payloads() == [
             {"HostName": "vm-1", "CrdCommand": "start-host --code=4/abc", "Pin": assignment.pin}
         ]
 
-        db.update_vm_status("vm-1", "error")
-        db.update_health("vm-1", "Healthy")
-        db.update_vm_in_use("vm-1", True)
-        db.update_vm_metrics("vm-1", {"cloud_init_duration_seconds": 3})
+        db.vms.set_status("vm-1", "error")
+        db.vms.set_health("vm-1", "Healthy")
+        db.vms.set_in_use("vm-1", True)
+        db.startup.record("vm-1", {"cloud_init_duration_seconds": 3})
         assert listener.payloads(timeout=0.5) == []
     finally:
         listener.close()
@@ -200,11 +200,11 @@ def test_a_table_and_channel_that_need_quoting_work(fresh_database):
     listener = Listener(url, AWKWARD.message_channel)
     database = Database(url, AWKWARD)
     try:
-        database.insert_vm("vm-1", status="running")
+        database.vms.insert("vm-1", status="running")
         assert listener.payloads()[0]["HostName"] == "vm-1"
-        assert database.assign_vm("x@example.org", "cmd").hostname == "vm-1"
+        assert database.assignments.claim("x@example.org", "cmd").hostname == "vm-1"
         assert listener.payloads()[0]["CrdCommand"] == "cmd"
-        assert database.get_all_vms()[0]["useremail"] == "x@example.org"
+        assert database.vms.list()[0]["useremail"] == "x@example.org"
     finally:
         database.close()
         listener.close()

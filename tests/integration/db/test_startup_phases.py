@@ -16,11 +16,11 @@ PHASES = {
 
 @pytest.mark.parametrize("order", list(permutations(PHASES)), ids=lambda o: ">".join(o))
 def test_every_order_gives_the_same_total(db, order):
-    db.insert_vm("vm-1")
-    totals = [db.update_vm_metrics("vm-1", PHASES[name]) for name in order]
+    db.vms.insert("vm-1")
+    totals = [db.startup.record("vm-1", PHASES[name]) for name in order]
     assert totals[:2] == [None, None]
     assert totals[2] == pytest.approx(75 + 120.25 + 45.5)
-    vm = db.get_vm_by_hostname("vm-1")
+    vm = db.vms.get("vm-1")
     assert vm["terraformapplydurationseconds"] == pytest.approx(75)
     assert vm["cloudinitdurationseconds"] == pytest.approx(120.25)  # the reported value wins
     assert vm["containerstartupdurationseconds"] == pytest.approx(45.5)  # end minus start
@@ -28,7 +28,7 @@ def test_every_order_gives_the_same_total(db, order):
 
 
 def test_a_repeated_phase_keeps_the_total_consistent(db):
-    db.insert_vm("vm-1")
+    db.vms.insert("vm-1")
     for name in PHASES:
-        db.update_vm_metrics("vm-1", PHASES[name])
-    assert db.update_vm_metrics("vm-1", {"container_startup_duration_seconds": 50}) == pytest.approx(75 + 120.25 + 50)
+        db.startup.record("vm-1", PHASES[name])
+    assert db.startup.record("vm-1", {"container_startup_duration_seconds": 50}) == pytest.approx(75 + 120.25 + 50)

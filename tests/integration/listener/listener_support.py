@@ -12,8 +12,8 @@ from functools import partial
 
 import requests
 
+from lablink.db.database import Database
 from lablink.models import VmStatus
-from lablink.repository import Database
 from lablink.tokens import hash_token, mint_token
 from lablink_listener.app import serve
 from lablink_listener.settings import Settings
@@ -71,7 +71,7 @@ class RunningListener(ListenerEndpoint):
 def add_vm(db: Database, hostname: str, status: VmStatus = VmStatus.RUNNING) -> str:
     """A VM row with a fresh token (stored hashed, as at launch); returns the token."""
     token = mint_token()
-    assert db.insert_vm(hostname, status=status, token_hash=hash_token(token))
+    assert db.vms.insert(hostname, status=status, token_hash=hash_token(token))
     return token
 
 

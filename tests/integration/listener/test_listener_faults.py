@@ -8,9 +8,10 @@ import json
 
 import aiohttp
 import pytest
+from db_probe import session_count, terminate_sessions
 from listener_support import add_vm, poll, wait_for
 
-from lablink.repository import Database
+from lablink.db.database import Database
 from lablink_listener.settings import LISTEN_APPLICATION_NAME
 from lablink_local.postgres import LocalPostgres, create_migrated_database
 
@@ -42,7 +43,7 @@ def _wait_kill_assign(listener, db: Database, tokens: dict[str, str], fault) -> 
             await asyncio.to_thread(fault)
             assignments = {}
             for i in range(len(tokens)):
-                assignment = await asyncio.to_thread(db.assign_vm, f"researcher{i}@example.org", COMMAND)
+                assignment = await asyncio.to_thread(db.assignments.claim, f"researcher{i}@example.org", COMMAND)
                 assignments[assignment.hostname] = assignment.pin
             received = dict(zip(polls, await asyncio.wait_for(asyncio.gather(*polls.values()), 30), strict=True))
             return received, assignments
@@ -63,7 +64,7 @@ def test_listen_connection_killed_then_every_vm_assigned_all_delivered(db, start
     killed = []
 
     def kill_listen_connection():
-        killed.append(db.terminate_sessions(LISTEN_APPLICATION_NAME))
+        killed.append(terminate_sessions(db, LISTEN_APPLICATION_NAME))
         wait_for(lambda: listener.health()[0] == 503, timeout=5)
 
     received, assignments = _wait_kill_assign(listener, db, tokens, kill_listen_connection)
@@ -71,7 +72,7 @@ def test_listen_connection_killed_then_every_vm_assigned_all_delivered(db, start
     assert killed == [1]
     _assert_all_delivered(received, assignments)
     wait_for(lambda: listener.health() == (200, {"status": "ok", "waiters": 0}))
-    assert db.count_sessions(LISTEN_APPLICATION_NAME) >= 1
+    assert session_count(db, LISTEN_APPLICATION_NAME) >= 1
 
 
 def test_postgres_restart_then_every_vm_assigned_all_delivered(start_listener):
@@ -100,7 +101,7 @@ def test_assignments_made_while_the_listener_is_down_are_delivered_when_vms_poll
     first.stop()
     assignments = {}
     for i in range(5):
-        assignment = db.assign_vm(f"researcher{i}@example.org", COMMAND)
+        assignment = db.assignments.claim(f"researcher{i}@example.org", COMMAND)
         assignments[assignment.hostname] = assignment.pin
 
     second = start_listener()

@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from db_probe import assignment_row
 from listener_support import add_vm, poll, wait_for
 
 from lablink.models import VmStatus
@@ -17,7 +18,7 @@ COMMAND = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Ab-t
 
 def test_assigned_before_the_poll_is_answered_at_once(db, listener):
     token = add_vm(db, "vm-1")
-    assignment = db.assign_vm("ada@example.org", COMMAND)
+    assignment = db.assignments.claim("ada@example.org", COMMAND)
 
     result = poll(listener, "vm-1", token)
 
@@ -32,7 +33,7 @@ def test_assignment_during_the_wait_is_delivered(db, listener):
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(poll, listener, "vm-1", token)
         wait_for(lambda: listener.waiters() == 1)
-        assignment = db.assign_vm("ada@example.org", COMMAND)
+        assignment = db.assignments.claim("ada@example.org", COMMAND)
         assigned_at = time.monotonic()
         result = waiting.result(timeout=10)
 
@@ -51,7 +52,7 @@ def test_a_notification_wakes_both_waiters_of_its_host_and_no_other(db, listener
         other = pool.submit(poll, listener, "vm-b", tokens["vm-b"], wait=3)
         wait_for(lambda: listener.waiters() == 3)
 
-        assignment = db.assign_vm("ada@example.org", COMMAND)  # only vm-a is running: it gets it
+        assignment = db.assignments.claim("ada@example.org", COMMAND)  # only vm-a is running: it gets it
         assert assignment.hostname == "vm-a"
         expected = {"status": "success", "pin": assignment.pin, "command": COMMAND}
         assert first.result(timeout=10).json() == expected
@@ -67,7 +68,7 @@ def test_heartbeat_response_is_whitespace_at_the_interval_then_json(db, listener
         waiting = pool.submit(poll, listener, "vm-1", token)
         wait_for(lambda: listener.waiters() == 1)
         time.sleep(1.1)  # about five heartbeats of 0.2 s
-        assignment = db.assign_vm("ada@example.org", COMMAND)
+        assignment = db.assignments.claim("ada@example.org", COMMAND)
         result = waiting.result(timeout=10)
 
     assert result.status == 200
@@ -94,7 +95,7 @@ def test_wait_mode_delivers_the_assignment_as_json(db, listener):
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(poll, listener, "vm-1", token, wait=10)
         wait_for(lambda: listener.waiters() == 1)
-        assignment = db.assign_vm("ada@example.org", COMMAND)
+        assignment = db.assignments.claim("ada@example.org", COMMAND)
         result = waiting.result(timeout=10)
     assert result.status == 200
     assert result.body.startswith(b"{")
@@ -107,7 +108,7 @@ def test_a_vm_removed_while_waiting_gets_the_error_json(db, start_listener):
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(poll, listener, "vm-1", token)
         wait_for(lambda: listener.waiters() == 1)
-        db.delete_vms(["vm-1"])
+        db.vms.delete(["vm-1"])
         result = waiting.result(timeout=10)
     assert result.status == 200
     body = result.json()
@@ -146,7 +147,7 @@ def test_bad_requests_are_refused_with_a_clear_error(db, listener, case, status)
     assert isinstance(result.json()["error"], str)
     assert listener.waiters() == 0
     if status == 401:
-        assert db.get_assignment("vm-1")["crdcommand"] is None
+        assert assignment_row(db, "vm-1")["crdcommand"] is None
 
 
 def test_healthz_counts_waiters(db, listener):
@@ -161,8 +162,8 @@ def test_healthz_counts_waiters(db, listener):
 
 def test_configured_table_and_channel_are_used(fresh_database, start_listener):
     from lablink.config import DbConfig
+    from lablink.db.database import Database
     from lablink.migrations import migrate
-    from lablink.repository import Database
 
     config = DbConfig(table_name="Lab VMs", message_channel="lab-updates")
     url = fresh_database()
@@ -174,7 +175,7 @@ def test_configured_table_and_channel_are_used(fresh_database, start_listener):
         with ThreadPoolExecutor(1) as pool:
             waiting = pool.submit(poll, listener, "vm-1", token)
             wait_for(lambda: listener.waiters() == 1)
-            assignment = db.assign_vm("ada@example.org", COMMAND)
+            assignment = db.assignments.claim("ada@example.org", COMMAND)
             assert waiting.result(timeout=10).json()["pin"] == assignment.pin
     finally:
         db.close()

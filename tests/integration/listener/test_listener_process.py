@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from db_probe import assignment_row
 from listener_support import ListenerEndpoint, add_vm, poll, wait_for
 
 from lablink_local.postgres import free_port
@@ -78,7 +79,7 @@ def test_sigterm_releases_waiters_and_exits_cleanly(db, listener_process):
         assert answer.status == 503 and "poll again" in answer.json()["error"]
         with pytest.raises(requests.RequestException):
             heartbeat.result(timeout=5)
-    assert db.get_assignment("vm-1")["crdcommand"] is None
+    assert assignment_row(db, "vm-1")["crdcommand"] is None
 
     entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     messages = [entry["message"] for entry in entries]
@@ -94,7 +95,7 @@ def test_the_process_delivers_an_assignment(db, listener_process):
         waiting = pool.submit(poll, listener, "vm-1", token)
         wait_for(lambda: listener.waiters() == 1)
         time.sleep(0.5)  # heartbeats every 0.2 s, as LABLINK_CONFIG_JSON says
-        assignment = db.assign_vm("ada@example.org", "start-host --code=4/abc")
+        assignment = db.assignments.claim("ada@example.org", "start-host --code=4/abc")
         result = waiting.result(timeout=10)
     assert result.body.startswith(b"  ")
     assert result.json() == {"status": "success", "pin": assignment.pin, "command": "start-host --code=4/abc"}

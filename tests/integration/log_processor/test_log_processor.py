@@ -8,6 +8,7 @@ import gzip
 import json
 
 import pytest
+from db_probe import log_event_count
 
 from lablink import runtime
 from lablink_local.gateway import LambdaContext, load_function
@@ -49,34 +50,34 @@ def events(n: int, start: int = 0, prefix: str = "line") -> list[tuple[str, int,
 
 
 def test_batch_delivered_three_times_is_stored_once(process, db):
-    db.insert_vm(VM)
+    db.vms.insert(VM)
     batch = data_message(VM, events(5))
     results = [process(batch) for _ in range(3)]
     assert [r["stored"] for r in results] == [5, 0, 0]
     assert results[2]["duplicates"] == 5
-    assert db.count_log_events(VM) == 5
-    assert db.get_vm_logs(VM) == "\n".join(f"line {i}" for i in range(5))
+    assert log_event_count(db, VM) == 5
+    assert db.logs.get_text(VM) == "\n".join(f"line {i}" for i in range(5))
 
 
 def test_logs_text_holds_the_newest_events(process, db):
-    db.insert_vm(VM)
+    db.vms.insert(VM)
     process(data_message(VM, events(3)))
     process(data_message(VM, events(2, start=3)))
-    assert db.get_vm_logs(VM).splitlines() == [f"line {i}" for i in range(5)]
+    assert db.logs.get_text(VM).splitlines() == [f"line {i}" for i in range(5)]
 
 
 def test_control_message_is_acknowledged_and_ignored(process, db):
     answer = process(subscription_event({"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "", "logStream": "",
                                          "subscriptionFilters": [], "logEvents": [{"id": "", "timestamp": 1, "message": "CWL CONTROL MESSAGE: Checking health of destination"}]}))
     assert answer["status"] == "ok" and answer["messageType"] == "CONTROL_MESSAGE"
-    assert db.count_log_events() == 0
+    assert log_event_count(db) == 0
 
 
 def test_unknown_stream_is_kept_aside(process, db):
     answer = process(data_message("lablink-vm-test-404", events(4)))
     assert answer["status"] == "ok" and answer["vm_known"] is False and answer["stored"] == 4
-    assert db.count_log_events("lablink-vm-test-404") == 4
-    db.insert_vm(VM)
+    assert log_event_count(db, "lablink-vm-test-404") == 4
+    db.vms.insert(VM)
     assert process(data_message(VM, events(1, start=10)))["vm_known"] is True
 
 
@@ -99,23 +100,23 @@ def test_unknown_stream_is_kept_aside(process, db):
 def test_malformed_payload_is_reported_not_stored(process, db, event, capfd, caplog):
     answer = process(event)
     assert answer["status"] == "rejected" and answer["error"]
-    assert db.count_log_events() == 0
+    assert log_event_count(db) == 0
     assert any(r.getMessage() == "malformed log subscription payload" and r.levelname == "ERROR" for r in caplog.records)
     assert '"LogBatchesRejected"' in capfd.readouterr().out
 
 
 def test_ten_thousand_event_batch(process, db):
-    db.insert_vm(VM)
+    db.vms.insert(VM)
     answer = process(data_message(VM, events(10_000)))
     assert answer["stored"] == 10_000
-    assert db.count_log_events(VM) == 10_000
-    logs = db.get_vm_logs(VM)
+    assert log_event_count(db, VM) == 10_000
+    logs = db.logs.get_text(VM)
     assert logs.endswith("line 9999") and len(logs) <= 64 * 1024
     assert process(data_message(VM, events(10_000)))["stored"] == 0
 
 
 def test_metrics_are_emitted(process, db, capfd):
-    db.insert_vm(VM)
+    db.vms.insert(VM)
     process(data_message(VM, events(3)))
     emf = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
     assert any(doc.get("LogEventsIngested") == [3.0] or doc.get("LogEventsIngested") == 3.0 for doc in emf), emf

@@ -12,8 +12,8 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lablink.db.database import Database
 from lablink.models import LogEvent
-from lablink.repository import Database
 
 
 class MalformedBatch(ValueError):
@@ -57,7 +57,7 @@ def ingest(db: Database, event: Mapping) -> dict:
     batch = decode_batch(event)
     if batch.message_type == "CONTROL_MESSAGE":
         return {"messageType": batch.message_type, "received": 0, "stored": 0, "duplicates": 0, "vm_known": None}
-    result = db.append_log_events(batch.log_group, batch.log_stream, batch.events)
+    result = db.logs.append(batch.log_group, batch.log_stream, batch.events)
     return {
         "messageType": batch.message_type,
         "logStream": batch.log_stream,

@@ -18,7 +18,7 @@ from psycopg2 import sql
 
 from lablink import environment
 from lablink.config import DbConfig
-from lablink.sqltext import to_text
+from lablink.db.sqltext import to_text
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Phase:
-    key: str  # prefix of the telemetry keys: <key>_start, <key>_end, <key>_duration_seconds
+    key: str  # the telemetry keys are <key>_start, <key>_end and duration_key
+    duration_key: str
     label: str  # what the dashboard and the CLI call it
     export_name: str  # the seconds column of an export, named for people
     start_column: str
@@ -22,15 +23,15 @@ class Phase:
 
 PHASES: tuple[Phase, ...] = (
     Phase(
-        "terraform_apply", "Provisioning", "provisioning_s",
+        "terraform_apply", "terraform_apply_duration_seconds", "Provisioning", "provisioning_s",
         "terraformapplystarttime", "terraformapplyendtime", "terraformapplydurationseconds",
     ),
     Phase(
-        "cloud_init", "Cloud-init", "cloud_init_s",
+        "cloud_init", "cloud_init_duration_seconds", "Cloud-init", "cloud_init_s",
         "cloudinitstarttime", "cloudinitendtime", "cloudinitdurationseconds",
     ),
     Phase(
-        "container", "Container", "container_s",
+        "container", "container_startup_duration_seconds", "Container", "container_s",
         "containerstarttime", "containerendtime", "containerstartupdurationseconds",
     ),
 )
@@ -40,7 +41,7 @@ TOTAL_EXPORT_NAME = "total_s"
 
 # The telemetry keys (POST /api/vm-metrics, the provisioning step): key -> (phase, part).
 METRIC_KEYS: dict[str, tuple[Phase, str]] = {
-    f"{phase.key}_{suffix}": (phase, part)
+    key: (phase, part)
     for phase in PHASES
-    for suffix, part in (("start", "start"), ("end", "end"), ("duration_seconds", "duration"))
+    for key, part in ((f"{phase.key}_start", "start"), (f"{phase.key}_end", "end"), (phase.duration_key, "duration"))
 }

@@ -12,7 +12,8 @@ import threading
 
 from lablink import environment
 from lablink.config import LablinkConfig, load_config
-from lablink.repository import Database, database_url
+from lablink.db.connection import database_url
+from lablink.db.database import Database
 
 # Keyed by what the environment says now, so a changed environment (tests, the local
 # stack) gets its own; in Lambda this is one of each per execution environment.

@@ -14,9 +14,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from lablink.api.http import ApiError, make_resolver
 from lablink.api.models import VmLogsOut, VmStatusOut
+from lablink.db.errors import UnknownVm
 from lablink.models import HOSTNAME_PATTERN
 from lablink.pages.admin import admin_page
-from lablink.repository import UnknownVm
 from lablink.runtime import database
 
 app = make_resolver()
@@ -53,7 +53,7 @@ def masked_command(command: str | None) -> str | None:
 
 
 def _vms() -> list[dict]:
-    vms = database("admin").get_all_vms()
+    vms = database("admin").vms.list()
     for vm in vms:
         vm["crdcommand"] = masked_command(vm.get("crdcommand"))
     return vms
@@ -71,12 +71,12 @@ def list_vms() -> dict:
 
 @app.get("/api/vm-status", summary="Status of every VM: {hostname: status}")
 def all_vm_status() -> dict[str, str | None]:
-    return database("admin").get_all_vm_status()
+    return database("admin").vms.list_statuses()
 
 
 @app.get("/api/vm-status/<hostname>", summary="Status of one VM")
 def one_vm_status(hostname: HostnamePath) -> VmStatusOut:
-    vm = database("admin").get_vm_by_hostname(hostname)
+    vm = database("admin").vms.get(hostname)
     if vm is None:
         raise ApiError(404, f"No VM is named {hostname}.")
     return VmStatusOut(hostname=hostname, status=vm["status"])
@@ -84,13 +84,13 @@ def one_vm_status(hostname: HostnamePath) -> VmStatusOut:
 
 @app.get("/api/status", summary="How many VMs are in each status")
 def status_counts() -> dict[str, int]:
-    return database("admin").get_status_counts()
+    return database("admin").vms.count_by_status()
 
 
 @app.get("/api/vm-logs/<hostname>", summary="The recent log text of one VM")
 def vm_logs(hostname: HostnamePath) -> VmLogsOut:
     try:
-        logs = database("admin").get_vm_logs(hostname)
+        logs = database("admin").logs.get_text(hostname)
     except UnknownVm:
         raise ApiError(404, f"No VM is named {hostname}.") from None
     return VmLogsOut(hostname=hostname, logs=logs)
@@ -103,7 +103,7 @@ class ExportFormat(StrEnum):
 
 @app.get("/api/export-metrics", summary="The startup metrics of every VM, as CSV or JSON")
 def export_metrics(format: Annotated[ExportFormat, Query(description="csv or json")] = ExportFormat.json) -> Response[str]:  # noqa: A002
-    rows = [{key: _jsonable(vm.get(key)) for key in METRIC_COLUMNS} for vm in database("admin").get_all_vms()]
+    rows = [{key: _jsonable(vm.get(key)) for key in METRIC_COLUMNS} for vm in database("admin").vms.list()]
     if format is ExportFormat.json:
         return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps({"vms": rows}))
     out = io.StringIO()

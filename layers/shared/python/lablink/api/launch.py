@@ -11,8 +11,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from lablink import provisioning
 from lablink.api.http import ApiError, make_resolver
 from lablink.api.models import DestroyRequest, LaunchRequest, OperationAccepted, OperationOut
+from lablink.db.errors import FleetFull
 from lablink.observability import logger
-from lablink.repository import FleetFull
 from lablink.runtime import config, database
 
 app = make_resolver()
@@ -30,7 +30,7 @@ def _start(payload: dict) -> None:
         provisioning.start_async(payload)
     except Exception as error:
         logger.exception("could not start the provisioning step")
-        database("launch").record_operation_progress(
+        database("launch").operations.record_progress(
             payload["operation_id"], failed=len(payload["hostnames"]), error=f"could not start provisioning: {error}"
         )
         raise ApiError(502, "The provisioning step could not be started; nothing was changed.") from None
@@ -46,7 +46,7 @@ def launch(body: Annotated[LaunchRequest, Body()]) -> Response[OperationAccepted
     if body.num_vms > cfg.fleet.max_launch_per_request:
         raise ApiError(422, f"num_vms may be at most {cfg.fleet.max_launch_per_request} per launch.")
     try:
-        operation_id, hostnames = database("launch").reserve_launch(cfg.app.environment, body.num_vms, cfg.fleet.max_vms)
+        operation_id, hostnames = database("launch").operations.reserve_launch(cfg.app.environment, body.num_vms, cfg.fleet.max_vms)
     except FleetFull as error:
         raise ApiError(409, str(error)) from None
     _start({"kind": "launch", "operation_id": str(operation_id), "hostnames": hostnames})
@@ -61,15 +61,15 @@ def launch(body: Annotated[LaunchRequest, Body()]) -> Response[OperationAccepted
 def destroy(body: Annotated[DestroyRequest, Body()]) -> Response[OperationAccepted]:
     db = database("launch")
     everything = body.hostnames is None
-    hostnames = db.get_hostnames() if everything else list(dict.fromkeys(body.hostnames))
-    operation_id = db.create_operation("destroy", hostnames)
+    hostnames = db.vms.list_hostnames() if everything else list(dict.fromkeys(body.hostnames))
+    operation_id = db.operations.create("destroy", hostnames)
     _start({"kind": "destroy", "operation_id": str(operation_id), "hostnames": hostnames, "all": everything})
     return _accepted(str(operation_id), hostnames)
 
 
 @app.get("/api/operations/<operation_id>", summary="Progress of a launch or destroy operation")
 def operation(operation_id: Annotated[str, Path(max_length=64)]) -> OperationOut:
-    found = database("launch").get_operation(operation_id)
+    found = database("launch").operations.get(operation_id)
     if found is None:
         raise ApiError(404, f"No operation has the id {operation_id}.")
     return OperationOut(**{key: found[key] for key in OperationOut.model_fields})

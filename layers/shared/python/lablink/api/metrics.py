@@ -9,8 +9,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from lablink.api.http import ApiError, make_resolver
 from lablink.api.models import GpuHealthReport, InUseReport, Message, VmMetricsReport, VmStatusReport
+from lablink.db.errors import UnknownVm
 from lablink.models import HOSTNAME_PATTERN, VM_REPORTABLE_STATUSES, GpuHealth
-from lablink.repository import UnknownVm
 from lablink.runtime import database
 
 app = make_resolver()
@@ -34,7 +34,7 @@ def report_status(body: VmStatusReport) -> Message:
     if body.status not in VM_REPORTABLE_STATUSES:
         allowed = ", ".join(sorted(VM_REPORTABLE_STATUSES))
         raise ApiError(400, f"Unknown status {body.status!r}; a VM may report {allowed}.")
-    if not database("metrics").update_vm_status(hostname, body.status):
+    if not database("metrics").vms.set_status(hostname, body.status):
         raise _unknown(hostname)
     return Message(message=f"Status of {hostname} set to {body.status}.")
 
@@ -57,7 +57,7 @@ def report_metrics(
         # PostgreSQL cannot store such a time: it was a 500 (found by fuzzing).
         raise ApiError(400, "Times must be Unix epoch seconds before the year 10000.")
     try:
-        total = database("metrics").update_vm_metrics(hostname, values)
+        total = database("metrics").startup.record(hostname, values)
     except UnknownVm:
         raise _unknown(hostname) from None
     if total is None:
@@ -70,7 +70,7 @@ def report_gpu_health(body: GpuHealthReport) -> Message:
     hostname = own_hostname(body.hostname)
     if body.gpu_status not in {h.value for h in GpuHealth}:
         raise ApiError(400, f"Unknown GPU status {body.gpu_status!r}; expected Healthy, Unhealthy or N/A.")
-    if not database("metrics").update_health(hostname, body.gpu_status):
+    if not database("metrics").vms.set_health(hostname, body.gpu_status):
         raise _unknown(hostname)
     return Message(message=f"GPU health of {hostname} set to {body.gpu_status}.")
 
@@ -78,6 +78,6 @@ def report_gpu_health(body: GpuHealthReport) -> Message:
 @app.post("/api/update_inuse_status", summary="A VM reports whether the subject software is running")
 def report_in_use(body: InUseReport) -> Message:
     hostname = own_hostname(body.hostname)
-    if not database("metrics").update_vm_in_use(hostname, body.status):
+    if not database("metrics").vms.set_in_use(hostname, body.status):
         raise _unknown(hostname)
     return Message(message=f"In-use of {hostname} set to {str(body.status).lower()}.")

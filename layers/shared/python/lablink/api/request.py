@@ -14,10 +14,10 @@ from lablink.api.http import ApiError, decoded_body, error_response, make_resolv
 from lablink.api.models import AssignmentOut, Count
 from lablink.crd import MAX_LENGTH as CRD_MAX_LENGTH
 from lablink.crd import CrdCommandError, parse_crd_command
+from lablink.db.errors import NoFreeVm
 from lablink.models import EMAIL_MAX_LENGTH
 from lablink.observability import count, logger
 from lablink.pages.researcher import assigned_page, index_page
-from lablink.repository import NoFreeVm
 from lablink.runtime import database
 
 app = make_resolver()
@@ -38,7 +38,7 @@ def _form_error(status: int, message: str) -> Response:
     typed = dict(parse_qsl(decoded_body(app.current_event.raw_event), keep_blank_values=True))
     page = index_page(
         app.current_event.raw_event,
-        database("request").count_unassigned_vms(),
+        database("request").assignments.count_free(),
         error=message,
         email=typed.get("email", "")[:EMAIL_MAX_LENGTH],
         crd_command=typed.get("crd_command", "")[:CRD_MAX_LENGTH],
@@ -69,12 +69,12 @@ def _invalid(error: RequestValidationError) -> Response:
 
 @app.get("/", summary="The researcher's page: request form and live count of free VMs")
 def researcher_page() -> Response[str]:
-    return _html(200, index_page(app.current_event.raw_event, database("request").count_unassigned_vms()))
+    return _html(200, index_page(app.current_event.raw_event, database("request").assignments.count_free()))
 
 
 @app.get("/api/unassigned_vms_count", summary="How many VMs are running and unassigned")
 def unassigned_vms_count() -> Count:
-    return Count(count=database("request").count_unassigned_vms())
+    return Count(count=database("request").assignments.count_free())
 
 
 def normalized_email(text: str) -> str:
@@ -107,7 +107,7 @@ def request_vm(
         count("AssignmentsRefused")
         raise ApiError(400, str(error)) from None
     try:
-        assignment = database("request").assign_vm(address, command.canonical)
+        assignment = database("request").assignments.claim(address, command.canonical)
     except NoFreeVm:
         count("AssignmentsRefused")
         raise ApiError(503, "No available VMs. Please try again later.") from None

@@ -1,0 +1,69 @@
+"""Assignment: a researcher's email claims one free VM, and the count of free VMs."""
+
+from __future__ import annotations
+
+import secrets
+
+from psycopg2 import sql
+
+from lablink.db.connection import Connection
+from lablink.db.errors import NoFreeVm
+from lablink.db.tables import FREE_POOL, VmTable
+from lablink.models import Assignment
+
+
+def new_pin() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+class Assignments:
+    def __init__(self, connection: Connection, table: VmTable) -> None:
+        self._conn = connection
+        self._table = table
+        self._claim = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended(%(email)s, 0)); ") + sql.SQL(
+            """
+            WITH own AS (
+                SELECT hostname, TRUE AS rejoined FROM {t}
+                WHERE useremail = %(email)s
+                FOR UPDATE
+            ), free AS (
+                SELECT hostname, FALSE AS rejoined FROM {t}
+                WHERE NOT EXISTS (SELECT 1 FROM own)
+                  AND {free}
+                ORDER BY createdat, hostname
+                FOR UPDATE SKIP LOCKED
+                LIMIT 1
+            ), target AS (
+                SELECT * FROM own UNION ALL SELECT * FROM free LIMIT 1
+            )
+            UPDATE {t} AS vm
+               SET useremail = %(email)s,
+                   crdcommand = %(command)s,
+                   pin = %(pin)s,
+                   inuse = FALSE,
+                   status = 'assigned',
+                   assigned_at = CASE WHEN target.rejoined THEN vm.assigned_at ELSE now() END
+              FROM target
+             WHERE vm.hostname = target.hostname
+            RETURNING vm.hostname, vm.pin, target.rejoined
+            """
+        ).format(t=table.identifier, free=FREE_POOL)
+        self._count_free = sql.SQL("SELECT count(*) AS n FROM {t} WHERE {free}").format(t=table.identifier, free=FREE_POOL)
+
+    def claim(self, email: str, crd_command: str) -> Assignment:
+        """Give ``email`` a VM: its own when it has one (command and PIN replaced), else one
+        running, unassigned VM claimed with FOR UPDATE SKIP LOCKED, in one UPDATE.
+
+        Requests of one email are serialized by a transaction-scoped advisory lock taken by a
+        statement sent just before in the same query string (one round trip, one implicit
+        transaction; the UPDATE takes a fresh snapshot after the lock), so a second click
+        waits for the first and then finds its VM (the unique index on the email backs this
+        up). Raises NoFreeVm when no VM is free.
+        """
+        row = self._conn.one(self._claim, {"email": email, "command": crd_command, "pin": new_pin()})
+        if row is None:
+            raise NoFreeVm("No available VMs. Please try again later.")
+        return Assignment(row["hostname"], row["pin"], row["rejoined"])
+
+    def count_free(self) -> int:
+        return int(self._conn.scalar(self._count_free))

@@ -1,0 +1,95 @@
+"""Launch and destroy operations: what the admin asked for, and how far the step has got."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import cast
+
+from psycopg2 import sql
+
+from lablink.db.connection import Connection, Cursor
+from lablink.db.errors import FleetFull
+from lablink.db.tables import OPERATIONS, OperationRow, VmTable
+from lablink.models import vm_hostname
+
+_INSERT = sql.SQL("INSERT INTO {} (operation_id, kind, requested, hostnames) VALUES (%s, %s, %s, %s)").format(OPERATIONS)
+
+
+class Operations:
+    def __init__(self, connection: Connection, table: VmTable) -> None:
+        self._conn = connection
+        self._table = table
+
+    def create(self, kind: str, hostnames: Sequence[str]) -> uuid.UUID:
+        operation_id = uuid.uuid4()
+        self._conn.rowcount(_INSERT, (str(operation_id), kind, len(hostnames), list(hostnames)))
+        return operation_id
+
+    def get(self, operation_id: uuid.UUID | str) -> OperationRow | None:
+        try:
+            operation_id = uuid.UUID(str(operation_id))
+        except ValueError:
+            return None
+        row = self._conn.one(
+            sql.SQL(
+                "SELECT operation_id::text, kind, status, requested, done, failed, hostnames, error, "
+                "created_at, updated_at FROM {} WHERE operation_id = %s"
+            ).format(OPERATIONS),
+            (str(operation_id),),
+        )
+        return cast(OperationRow | None, row)
+
+    def record_progress(
+        self, operation_id: uuid.UUID | str, *, done: int = 0, failed: int = 0, error: str | None = None
+    ) -> None:
+        """Count finished items; the operation ends (succeeded, partial or failed) when every
+        requested item is counted."""
+        self._conn.rowcount(
+            sql.SQL(
+                """
+                UPDATE {} SET
+                    done = done + %(done)s,
+                    failed = failed + %(failed)s,
+                    error = COALESCE(%(error)s, error),
+                    status = CASE
+                        WHEN done + %(done)s + failed + %(failed)s < requested THEN 'running'
+                        WHEN failed + %(failed)s = 0 THEN 'succeeded'
+                        WHEN done + %(done)s = 0 THEN 'failed'
+                        ELSE 'partial' END,
+                    updated_at = now()
+                WHERE operation_id = %(id)s
+                """
+            ).format(OPERATIONS),
+            {"id": str(operation_id), "done": done, "failed": failed, "error": error},
+        )
+
+    def reserve_launch(self, environment: str, count: int, max_vms: int) -> tuple[uuid.UUID, list[str]]:
+        """Create a launch operation for ``count`` new hostnames numbered after the highest one
+        in use (VM rows, and launches still in progress). A transaction-scoped advisory lock
+        makes concurrent launches take turns, so no two get the same names. Raises FleetFull
+        when the fleet would exceed ``max_vms``."""
+        # environment matches [a-z0-9-], so the hostname prefix holds no regular-expression syntax.
+        pattern = "^" + vm_hostname(environment, 0).removesuffix("0") + "([0-9]+)$"
+
+        def work(cur: Cursor) -> tuple[uuid.UUID, list[str]]:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('lablink-launch', 0))")
+            cur.execute(
+                sql.SQL(
+                    "WITH taken AS (SELECT hostname FROM {t} UNION SELECT unnest(hostnames) FROM {ops} "
+                    "WHERE kind = 'launch' AND status IN ('queued', 'running')) "
+                    "SELECT count(*) AS n, COALESCE(max(substring(hostname FROM %(pattern)s)::int), 0) AS top FROM taken"
+                ).format(t=self._table.identifier, ops=OPERATIONS),
+                {"pattern": pattern},
+            )
+            row = cur.fetchone()
+            if row["n"] + count > max_vms:
+                raise FleetFull(
+                    f"Launching {count} more VMs would make {row['n'] + count}, above the maximum of {max_vms}."
+                )
+            hostnames = [vm_hostname(environment, row["top"] + i) for i in range(1, count + 1)]
+            operation_id = uuid.uuid4()
+            cur.execute(_INSERT, (str(operation_id), "launch", count, hostnames))
+            return operation_id, hostnames
+
+        return self._conn.run(work, atomic=True)
