@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from proof_stack import ProofStack  # noqa: E402
 
-from lablink.admin_client import AdminClient, ApiCallFailed  # noqa: E402
 from lablink.config import LablinkConfig  # noqa: E402
 from lablink.repository import Database  # noqa: E402
+from lablink_cli.client import AdminClient, ApiCallFailed  # noqa: E402
 
 CRD_COMMAND = (
     'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Afault-{n}-{salt}" '

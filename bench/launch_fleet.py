@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from proof_stack import ProofStack  # noqa: E402
 
-from lablink.admin_client import AdminClient  # noqa: E402
 from lablink.config import LablinkConfig  # noqa: E402
 from lablink.provisioning import TAG_DEPLOYMENT, TAG_HOSTNAME  # noqa: E402
 from lablink.repository import Database  # noqa: E402
+from lablink_cli.client import AdminClient  # noqa: E402
 
 TARGET_202_SECONDS = 2.0  # far inside API Gateway's 29 s
 API_GATEWAY_LIMIT_SECONDS = 29.0

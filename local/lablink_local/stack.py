@@ -277,7 +277,9 @@ def _raise_interrupt(*_) -> None:
     raise KeyboardInterrupt
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, on_started: Callable[[LocalStack, Callable[[str], None]], None] | None = None) -> int:
+    """Runs the stack until Ctrl-C; ``on_started(stack, say)`` is called once it is up (the
+    CLI's --demo: local/ does not import the CLI)."""
     config = load_config(args.config)
     password = os.environ.get("LABLINK_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
 
@@ -297,10 +299,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         stack.start()
         say(banner(stack))
-        if args.demo:
-            from lablink_local.demo import run_demo
-
-            threading.Thread(target=run_demo, args=(stack, say), name="demo", daemon=True).start()
+        if on_started is not None:
+            on_started(stack, say)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

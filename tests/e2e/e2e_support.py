@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lablink.admin_client import AdminClient
+from lablink_cli.client import AdminClient
 from lablink_local.waiting import wait_until  # noqa: F401 - re-exported to the e2e tests
 
 ROOT = Path(__file__).resolve().parents[2]

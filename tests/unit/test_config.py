@@ -90,7 +90,7 @@ def test_environment_json_is_read_by_functions(monkeypatch):
 
 
 def _validate(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lablink.cli", "validate-config", str(path)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "lablink_cli", "validate-config", str(path)], capture_output=True, text=True)
 
 
 def test_validate_config_passes_and_fails_with_reasons(tmp_path):

@@ -139,7 +139,7 @@ def test_generated_init_sql_builds_the_schema_with_psql(fresh_database):
     assert psql, "psql (the PostgreSQL client) must be installed for this test"
     url = fresh_database()
     script = subprocess.run(
-        [sys.executable, "-m", "lablink.cli", "generate-init-sql"], check=True, capture_output=True, text=True
+        [sys.executable, "-m", "lablink_cli", "generate-init-sql"], check=True, capture_output=True, text=True
     ).stdout
     subprocess.run([psql, url, "-v", "ON_ERROR_STOP=1", "-q"], input=script, check=True, capture_output=True, text=True)
     assert _columns(url)[: len(SEED_COLUMNS)] == SEED_COLUMNS

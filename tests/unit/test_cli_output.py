@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from lablink.admin_client import ProgressBar, new_lines, table
+from lablink_cli.output import ProgressBar, new_lines, table
 
 
 def test_new_lines_follow_a_tail_that_grows_and_drops_its_oldest_lines():

@@ -1,5 +1,6 @@
-"""The ``lablink`` command. Subcommands import what they need when they run, so the
-Lambda-side package pays nothing for them."""
+"""`lablink validate-config|generate-init-sql|migrate|local|listener`: the commands that check,
+build or run the system itself. Each imports what it runs only when it runs, so that an
+admin command does not pay for the local stack's AWS emulator or the listener's drivers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import argparse
 import sys
 
 from lablink.config import ConfigError, load_config, load_config_file
+
+CONFIG_HELP = "configuration file (default: $LABLINK_CONFIG or built-in defaults)"
 
 
 def _validate_config(args: argparse.Namespace) -> int:
@@ -38,9 +41,10 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _local(args: argparse.Namespace) -> int:
+    from lablink_cli.demo import start_demo
     from lablink_local.stack import main as run_local
 
-    return run_local(args)
+    return run_local(args, on_started=start_demo if args.demo else None)
 
 
 def _listener(args: argparse.Namespace) -> int:
@@ -58,55 +62,32 @@ def _listener(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lablink", description="LabLink Serverless")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_system_commands(commands) -> None:
+    """validate-config, generate-init-sql, migrate and local, on the `lablink` parser's subparsers."""
     validate = commands.add_parser("validate-config", help="check a configuration file")
     validate.add_argument("file", nargs="?", default="config/lablink.yaml")
     validate.set_defaults(run=_validate_config)
 
     init_sql = commands.add_parser("generate-init-sql", help="print the complete schema SQL for psql")
-    init_sql.add_argument("--config", help="configuration file (default: $LABLINK_CONFIG or built-in defaults)")
+    init_sql.add_argument("--config", help=CONFIG_HELP)
     init_sql.set_defaults(run=_generate_init_sql)
 
     migrate = commands.add_parser("migrate", help="apply pending migrations to $DATABASE_URL")
-    migrate.add_argument("--config", help="configuration file (default: $LABLINK_CONFIG or built-in defaults)")
+    migrate.add_argument("--config", help=CONFIG_HELP)
     migrate.set_defaults(run=_migrate)
 
     local = commands.add_parser("local", help="run the system on this machine")
-    local.add_argument("--config", help="configuration file (default: $LABLINK_CONFIG or built-in defaults)")
+    local.add_argument("--config", help=CONFIG_HELP)
     local.add_argument("--port", type=int, default=8000, help="HTTP port of the local gateway (0: any free port)")
     local.add_argument("--demo", action="store_true", help="launch 5 VMs and request 3 of them as three researchers")
     local.add_argument("--state-dir", default=".lablink/local", help="where the simulated VMs and the services keep their logs")
     local.add_argument("--vm-boot-seconds", type=float, default=3.0, help="simulated boot time of a VM (jittered)")
     local.set_defaults(run=_local)
 
-    from lablink.admin_client import add_commands
 
-    add_commands(commands)
-
+def add_listener_command(commands) -> None:
     listener = commands.add_parser("listener", help="run the listener (long-poll service) on $DATABASE_URL or PG* variables")
     listener.add_argument("--config", help="configuration file (default: $LABLINK_CONFIG_JSON, $LABLINK_CONFIG or built-in defaults)")
     listener.add_argument("--host", help="address to bind (default: $LISTENER_HOST or 127.0.0.1)")
     listener.add_argument("--port", type=int, help="port (default: $LISTENER_PORT or 8080)")
     listener.set_defaults(run=_listener)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

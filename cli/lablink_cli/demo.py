@@ -1,12 +1,14 @@
 """`lablink local --demo`: launch 5 VMs through the API, request 3 as three researchers, and
-print each assignment when the VM receives it (its start-host runs)."""
+print each assignment when the VM receives it (its start-host runs). It drives the local
+stack from above, as an admin and researchers would, so it lives with the CLI."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
-from lablink.admin_client import AdminClient, ApiCallFailed
+from lablink_cli.client import AdminClient, ApiCallFailed
 from lablink_local.waiting import wait_until
 
 LAUNCH = 5
@@ -19,6 +21,11 @@ def crd_command(code: str) -> str:
         "DISPLAY= /opt/google/chrome-remote-desktop/start-host "
         f'--code="4/0Ademo-{code}" --redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
     )
+
+
+def start_demo(stack, say: Callable[[str], None]) -> None:
+    """Runs the demo beside the started stack, which keeps waiting for Ctrl-C meanwhile."""
+    threading.Thread(target=run_demo, args=(stack, say), name="demo", daemon=True).start()
 
 
 def run_demo(stack, say: Callable[[str], None], timeout: float = 120.0) -> None:

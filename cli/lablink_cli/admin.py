@@ -1,0 +1,154 @@
+"""`lablink launch|status|vms|logs|export|destroy`: the admin's commands, through the REST API.
+
+Endpoint and credentials come from options or the environment: LABLINK_URL (the API's root,
+stage included), LABLINK_ADMIN_USER (default admin), LABLINK_ADMIN_PASSWORD. Output is a
+table for people; ``--json`` prints the API's JSON for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+import time
+
+from lablink_cli.client import DEFAULT_URL, AdminClient, ApiCallFailed
+from lablink_cli.output import ProgressBar, new_lines, table, vm_rows
+
+
+def client_from(args: argparse.Namespace) -> AdminClient:
+    password = args.password if args.password is not None else os.environ.get("LABLINK_ADMIN_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise ApiCallFailed("no admin password: give --password or set LABLINK_ADMIN_PASSWORD")
+        password = getpass.getpass("admin password: ")
+    return AdminClient(args.url or os.environ.get("LABLINK_URL") or DEFAULT_URL, args.user or os.environ.get("LABLINK_ADMIN_USER") or "admin", password)
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _follow_operation(client: AdminClient, accepted: dict, args: argparse.Namespace) -> int:
+    bar = ProgressBar() if not args.json else (lambda _: None)
+    final = client.wait_operation(accepted["operation_id"], bar, poll=args.poll)
+    if args.json:
+        _print_json({**final, "hostnames": accepted["hostnames"]})
+    else:
+        verb = "launched" if final["kind"] == "launch" else "destroyed"
+        print(f"{final['kind']} {final['status']}: {final['done']} {verb}, {final['failed']} failed (operation {final['operation_id']})")
+        if final.get("error"):
+            print(f"error: {final['error']}", file=sys.stderr)
+    return 0 if final["status"] == "succeeded" else 1
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    client = client_from(args)
+    accepted = client.launch(args.count)
+    if not args.json:
+        print(f"launching {len(accepted['hostnames'])} VMs: {', '.join(accepted['hostnames'])}")
+    return _follow_operation(client, accepted, args)
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    if not args.hostnames and not args.yes:
+        if not sys.stdin.isatty():
+            raise ApiCallFailed("destroying every VM needs --yes (or name the VMs to destroy)")
+        if input("destroy EVERY VM? type yes: ").strip() != "yes":
+            print("nothing destroyed")
+            return 1
+    client = client_from(args)
+    accepted = client.destroy(args.hostnames or None)
+    if not args.json:
+        print(f"destroying {len(accepted['hostnames'])} VMs")
+    return _follow_operation(client, accepted, args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    counts = client_from(args).status()
+    if args.json:
+        _print_json(counts)
+        return 0
+    rows = sorted(counts.items())
+    print(table(["status", "VMs"], [*rows, ("total", sum(counts.values()))]))
+    return 0
+
+
+def cmd_vms(args: argparse.Namespace) -> int:
+    vms = client_from(args).vms()
+    if args.json:
+        _print_json(vms)
+        return 0
+    if not vms:
+        print("no VMs")
+        return 0
+    print(table(*vm_rows(vms)))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    client = client_from(args)
+    text = client.logs(args.hostname)
+    if args.json:
+        _print_json({"hostname": args.hostname, "logs": text})
+        return 0
+    if text:
+        print(text, flush=True)
+    while args.follow:
+        time.sleep(args.poll)
+        try:
+            current = client.logs(args.hostname)
+        except ApiCallFailed as error:
+            if error.status == 404:
+                print(f"{args.hostname} is gone (destroyed)", file=sys.stderr)
+                return 0
+            raise
+        for line in new_lines(text, current):
+            print(line, flush=True)
+        text = current
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    text = client_from(args).export(args.format)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def add_commands(commands) -> None:
+    """Register the admin subcommands on the `lablink` parser's subparsers."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help=f"the API's root URL, stage included (default: $LABLINK_URL or {DEFAULT_URL})")
+    common.add_argument("--user", help="admin user (default: $LABLINK_ADMIN_USER or admin)")
+    common.add_argument("--password", help="admin password (default: $LABLINK_ADMIN_PASSWORD, else asked)")
+    common.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    common.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+
+    launch = commands.add_parser("launch", parents=[common], help="launch N client VMs and show the progress")
+    launch.add_argument("count", type=int, metavar="N")
+    launch.set_defaults(run=cmd_launch)
+
+    commands.add_parser("status", parents=[common], help="how many VMs are in each status").set_defaults(run=cmd_status)
+    commands.add_parser("vms", parents=[common], help="every VM: status, health, researcher, startup phases").set_defaults(run=cmd_vms)
+
+    logs = commands.add_parser("logs", parents=[common], help="the recent log of one VM")
+    logs.add_argument("hostname", metavar="HOST")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C ends)")
+    logs.set_defaults(run=cmd_logs)
+
+    export = commands.add_parser("export", parents=[common], help="the startup metrics of every VM")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("-o", "--output", help="write to this file instead of standard output")
+    export.set_defaults(run=cmd_export)
+
+    destroy = commands.add_parser("destroy", parents=[common], help="destroy the named VMs, or every VM")
+    destroy.add_argument("hostnames", nargs="*", metavar="HOST")
+    destroy.add_argument("--yes", action="store_true", help="destroy every VM without asking")
+    destroy.set_defaults(run=cmd_destroy)
