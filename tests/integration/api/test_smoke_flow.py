@@ -6,15 +6,13 @@ from __future__ import annotations
 import boto3
 from api_support import ADMIN, ENVIRONMENT, bearer, instances_of, token_in_user_data, user_data_of
 
-from lablink import provisioning
 
-
-def test_launch_report_assign_destroy(gateway, db):
+def test_launch_report_assign_destroy(gateway, provisioner, db):
     launched = gateway.request("POST", "/api/launch", json_body={"num_vms": 2}, headers=ADMIN)
     assert launched.status == 202, launched.text
     body = launched.json()
     assert body["hostnames"] == ["lablink-vm-test-1", "lablink-vm-test-2"]
-    assert provisioning.wait_inline(30)
+    assert provisioner.wait(30)
 
     operation = gateway.request("GET", f"/api/operations/{body['operation_id']}", headers=ADMIN).json()
     assert operation["status"] == "succeeded", operation
@@ -69,7 +67,7 @@ def test_launch_report_assign_destroy(gateway, db):
 
     destroyed = gateway.request("POST", "/api/destroy", json_body={}, headers=ADMIN)
     assert destroyed.status == 202 and sorted(destroyed.json()["hostnames"]) == sorted(tokens)
-    assert provisioning.wait_inline(30)
+    assert provisioner.wait(30)
     assert gateway.request("GET", f"/api/operations/{destroyed.json()['operation_id']}", headers=ADMIN).json()["status"] == "succeeded"
     assert db.get_row_count() == 0
     assert instances_of(ec2, ENVIRONMENT) == []
