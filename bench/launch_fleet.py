@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proof_stack import ProofStack  # noqa: E402
 
 from lablink.config import LablinkConfig  # noqa: E402
-from lablink.provisioning import TAG_DEPLOYMENT, TAG_HOSTNAME  # noqa: E402
+from lablink.environment import DEPLOYMENT_TAG  # noqa: E402
+from lablink.fleet.ec2 import HOSTNAME_TAG  # noqa: E402
 from lablink.repository import Database  # noqa: E402
 from lablink_cli.client import AdminClient  # noqa: E402
 
@@ -38,7 +39,7 @@ def running_instances(stack: ProofStack) -> set[str]:
 
     ec2 = session(stack.cloud.endpoint_url, stack.cloud.region).client("ec2", endpoint_url=stack.cloud.endpoint_url)
     filters = [
-        {"Name": f"tag:{TAG_DEPLOYMENT}", "Values": [stack.config.app.environment]},
+        {"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [stack.config.app.environment]},
         {"Name": "instance-state-name", "Values": ["pending", "running"]},
     ]
     found = set()
@@ -46,7 +47,7 @@ def running_instances(stack: ProofStack) -> set[str]:
         for reservation in page["Reservations"]:
             for instance in reservation["Instances"]:
                 tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-                found.add(tags.get(TAG_HOSTNAME))
+                found.add(tags.get(HOSTNAME_TAG))
     return found
 
 

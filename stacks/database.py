@@ -133,7 +133,7 @@ class DatabaseStack(Stack):
         self.migrations = self._migrations(config, vpc)
 
     def lambda_environment(self) -> dict[str, str]:
-        """What lablink.repository.database_url() needs in a Lambda: the credentials secret
+        """What lablink.db.connection.database_url() needs in a Lambda: the credentials secret
         and the proxy's endpoint."""
         return {environment.DB_SECRET_ARN: self.secret.secret_arn, environment.DB_HOST: self.proxy.endpoint}
 

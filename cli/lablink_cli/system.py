@@ -32,8 +32,8 @@ def _generate_init_sql(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from lablink.db.connection import database_url
     from lablink.migrations import migrate
-    from lablink.repository import database_url
 
     applied = migrate(database_url(), load_config(args.config).db)
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date")

@@ -1,7 +1,7 @@
 """The provisioning step (launch or destroy one operation's VMs on EC2), invoked
-asynchronously by the launch function through lablink.provisioning.start_async."""
+asynchronously by the launch function through lablink.fleet.dispatch.start_async."""
 
-from lablink import provisioning
+from lablink.fleet import steps
 from lablink.observability import logger, tracer
 from lablink.runtime import config, database
 
@@ -10,4 +10,4 @@ from lablink.runtime import config, database
 @tracer.capture_lambda_handler
 def handler(event, context):
     logger.append_keys(operation_id=event.get("operation_id"))
-    return provisioning.run_step(event, database("provision"), config())
+    return steps.run_step(event, database("provision"), config())

@@ -335,7 +335,11 @@ def bound_port(runner) -> int:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8080, gateway: Gateway | None = None) -> None:
-    """Serve until interrupted (blocking)."""
+    """Serve until interrupted (blocking). A gateway in a process of its own has no provisioning
+    function to invoke: the launch function's steps run in this process's threads."""
     from aiohttp import web
 
+    from lablink_local.provisioning import InlineProvisioner
+
+    InlineProvisioner().install()
     web.run_app(make_app(gateway), host=host, port=port, print=None)

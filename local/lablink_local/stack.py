@@ -4,7 +4,7 @@
 - AWS: moto in server mode (EC2, CloudWatch Logs, Secrets Manager) holding the launch
   template, the client log group and the admin secret the CDK stacks would create.
 - The API: the API Gateway emulator over HTTP, running the real authorizer and functions
-  (the provisioning step runs in-process: LABLINK_PROVISION_INLINE=1).
+  (the provisioning step runs in-process: lablink_local.provisioning).
 - The real listener, as its own process.
 - The client VM log path: each simulated VM's log files shipped to the log group, and the
   group's subscription delivered to the real log-processor handler.
@@ -129,7 +129,6 @@ class LocalStack:
         self._cleanup.callback(server.stop)
         self.cloud = create_resources(endpoint, self.config, self.admin_password)
         os.environ.update(self.cloud.environment())
-        os.environ["LABLINK_PROVISION_INLINE"] = "1"
         os.environ["CLIENT_SUBNET_IDS"] = ""
         return endpoint
 
@@ -162,7 +161,9 @@ class LocalStack:
     def _start_gateway(self) -> str:
         from lablink.runtime import close_databases
         from lablink_local import gateway
+        from lablink_local.provisioning import InlineProvisioner
 
+        provisioner = InlineProvisioner().install()  # the launch function's steps run in this process
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="gateway", daemon=True)
         thread.start()
@@ -172,12 +173,12 @@ class LocalStack:
             ).result(30)
         except OSError as error:  # taken since the check at the start
             loop.call_soon_threadsafe(loop.stop)
+            provisioner.uninstall()
             raise RuntimeError(f"cannot serve on {HOST}:{self.port} ({error}): choose another port with --port") from None
 
         def stop() -> None:
-            from lablink import provisioning
-
-            provisioning.wait_inline(timeout=30)
+            provisioner.wait(timeout=30)
+            provisioner.uninstall()
             asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lablink.provisioning import TAG_DEPLOYMENT, TAG_HOSTNAME
+from lablink.environment import DEPLOYMENT_TAG
+from lablink.fleet.ec2 import HOSTNAME_TAG
 from lablink.userdata import user_data_script
 
 log = logging.getLogger("lablink.local.vms")
@@ -129,15 +130,15 @@ class VmSimulator(threading.Thread):
         """instance id -> hostname of this deployment's running instances."""
         found = {}
         filters = [
-            {"Name": f"tag:{TAG_DEPLOYMENT}", "Values": [self.environment]},
+            {"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [self.environment]},
             {"Name": "instance-state-name", "Values": ["pending", "running"]},
         ]
         for page in self.ec2.get_paginator("describe_instances").paginate(Filters=filters):
             for reservation in page["Reservations"]:
                 for instance in reservation["Instances"]:
                     tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-                    if TAG_HOSTNAME in tags:
-                        found[instance["InstanceId"]] = tags[TAG_HOSTNAME]
+                    if HOSTNAME_TAG in tags:
+                        found[instance["InstanceId"]] = tags[HOSTNAME_TAG]
         return found
 
     def poll(self) -> None:

@@ -11,9 +11,10 @@ import pytest
 from api_support import ADMIN_PASSWORD, CONFIG, ENVIRONMENT
 from moto import mock_aws
 
-from lablink import provisioning, runtime
+from lablink import runtime
 from lablink.tokens import hash_token
 from lablink_local.gateway import Gateway
+from lablink_local.provisioning import InlineProvisioner
 
 
 @pytest.fixture
@@ -44,7 +45,16 @@ def launch_template(aws):
 
 
 @pytest.fixture
-def api_env(monkeypatch, aws, launch_template, database_url):
+def provisioner():
+    """The provisioning step in a thread of this process, as in the local stack (api_env
+    waits for its steps before the database goes)."""
+    inline = InlineProvisioner().install()
+    yield inline
+    inline.uninstall()
+
+
+@pytest.fixture
+def api_env(monkeypatch, aws, launch_template, database_url, provisioner):
     secret = boto3.client("secretsmanager", region_name="us-west-2").create_secret(
         Name="lablink-admin", SecretString=json.dumps({"username": "admin", "password": ADMIN_PASSWORD})
     )
@@ -52,7 +62,6 @@ def api_env(monkeypatch, aws, launch_template, database_url):
         "DATABASE_URL": database_url,
         "LABLINK_CONFIG_JSON": json.dumps(CONFIG),
         "ADMIN_SECRET_ARN": secret["ARN"],
-        "LABLINK_PROVISION_INLINE": "1",
         "LAUNCH_TEMPLATE_ID": launch_template,
         "CLIENT_SUBNET_IDS": "",
         "API_URL": "https://api.example.test/prod",
@@ -60,7 +69,7 @@ def api_env(monkeypatch, aws, launch_template, database_url):
     }.items():
         monkeypatch.setenv(key, value)
     yield
-    provisioning.wait_inline(timeout=60)
+    provisioner.wait(timeout=60)
     runtime.close_databases()
 
 
@@ -78,7 +87,7 @@ def vm_factory(db):
         number = number if number is not None else len(made) + 1
         hostname = f"lablink-vm-{ENVIRONMENT}-{number}"
         token = f"token-of-{hostname}-" + "x" * 20
-        db.insert_vm(hostname, status=status, token_hash=hash_token(token))
+        db.vms.insert(hostname, status=status, token_hash=hash_token(token))
         made.append(hostname)
         return hostname, token
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import boto3
 from api_support import ADMIN, ENVIRONMENT, bearer, instances_of, token_in_user_data, user_data_of
+from db_probe import row_count, token_hash
 
-from lablink import provisioning
 
-
-def test_launch_report_assign_destroy(gateway, db):
+def test_launch_report_assign_destroy(gateway, provisioner, db):
     launched = gateway.request("POST", "/api/launch", json_body={"num_vms": 2}, headers=ADMIN)
     assert launched.status == 202, launched.text
     body = launched.json()
     assert body["hostnames"] == ["lablink-vm-test-1", "lablink-vm-test-2"]
-    assert provisioning.wait_inline(30)
+    assert provisioner.wait(30)
 
     operation = gateway.request("GET", f"/api/operations/{body['operation_id']}", headers=ADMIN).json()
     assert operation["status"] == "succeeded", operation
@@ -25,7 +24,7 @@ def test_launch_report_assign_destroy(gateway, db):
     tokens = {}
     for instance in instances_of(ec2, ENVIRONMENT):
         hostname = {t["Key"]: t["Value"] for t in instance["Tags"]}["lablink:hostname"]
-        tokens[hostname] = token_in_user_data(user_data_of(ec2, instance["InstanceId"]), db.get_token_hash(hostname))
+        tokens[hostname] = token_in_user_data(user_data_of(ec2, instance["InstanceId"]), token_hash(db, hostname))
     assert set(tokens) == set(body["hostnames"]) and all(tokens.values())
 
     assert gateway.request("GET", "/api/unassigned_vms_count").json() == {"count": 0}
@@ -69,9 +68,9 @@ def test_launch_report_assign_destroy(gateway, db):
 
     destroyed = gateway.request("POST", "/api/destroy", json_body={}, headers=ADMIN)
     assert destroyed.status == 202 and sorted(destroyed.json()["hostnames"]) == sorted(tokens)
-    assert provisioning.wait_inline(30)
+    assert provisioner.wait(30)
     assert gateway.request("GET", f"/api/operations/{destroyed.json()['operation_id']}", headers=ADMIN).json()["status"] == "succeeded"
-    assert db.get_row_count() == 0
+    assert row_count(db) == 0
     assert instances_of(ec2, ENVIRONMENT) == []
     # A destroyed VM's token opens nothing any more.
     assert gateway.request("POST", "/api/vm-status", json_body={"hostname": hostname, "status": "running"}, headers=bearer(token)).status == 401

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from lablink.repository import Database
+from lablink.db.database import Database
 from lablink.tokens import hash_token, mint_token
 from lablink_local.stack import terminate
 
@@ -122,7 +122,7 @@ class Stack:
             return error.code, json.loads(error.read() or b"{}")
 
     def row(self, hostname: str) -> dict:
-        return self.db.get_vm_by_hostname(hostname)
+        return self.db.vms.get(hostname)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.log_dir.glob("*.log")))
@@ -137,7 +137,7 @@ class Vm:
 def make_vm(stack: Stack, status: str = "initializing") -> Vm:
     hostname = f"lablink-vm-dev-{uuid.uuid4().hex[:8]}"
     token = mint_token()
-    assert stack.db.insert_vm(hostname, status=status, token_hash=hash_token(token))
+    assert stack.db.vms.insert(hostname, status=status, token_hash=hash_token(token))
     return Vm(hostname, token)
 
 

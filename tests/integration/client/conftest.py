@@ -10,7 +10,7 @@ import pytest
 from client_stack import FakeHost, FakeVm, Stack, gateway_service, listener_service, make_vm
 
 from lablink.config import DbConfig
-from lablink.repository import Database
+from lablink.db.database import Database
 from lablink_local.postgres import create_database, drop_database
 
 
@@ -46,7 +46,7 @@ def own_stack(pg_admin_url, migrated_template, tmp_path):
 def vm(stack):
     made = make_vm(stack)
     yield made
-    stack.db.delete_vms([made.hostname])
+    stack.db.vms.delete([made.hostname])
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ class _XRayOnFirstUse:
 
 
 # No auto-patching: it imports every library X-Ray can patch. The functions that call AWS
-# patch botocore themselves (provisioning.aws_client).
+# patch botocore themselves (lablink.fleet.ec2.aws_client).
 tracer = Tracer(auto_patch=False, provider=_XRayOnFirstUse())
 metrics = Metrics(namespace=NAMESPACE)
 

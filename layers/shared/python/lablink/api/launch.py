@@ -1,5 +1,5 @@
 """Fleet routes (admin): launch and destroy answer 202 at once with an operation; the EC2
-work runs in the provisioning step (lablink.provisioning), started asynchronously."""
+work runs in the provisioning step (lablink.fleet.steps), started through lablink.fleet.dispatch."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
-from lablink import provisioning
 from lablink.api.http import ApiError, make_resolver
 from lablink.api.models import DestroyRequest, LaunchRequest, OperationAccepted, OperationOut
 from lablink.db.errors import FleetFull
+from lablink.fleet import dispatch
 from lablink.observability import logger
 from lablink.runtime import config, database
 
@@ -27,7 +27,7 @@ def _start(payload: dict) -> None:
     """Hand the operation to the provisioning step; when that cannot even start, the
     operation is marked failed and the caller gets a 502 (nothing was launched)."""
     try:
-        provisioning.start_async(payload)
+        dispatch.start_async(payload)
     except Exception as error:
         logger.exception("could not start the provisioning step")
         database("launch").operations.record_progress(

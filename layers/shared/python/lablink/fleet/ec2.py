@@ -1,0 +1,96 @@
+"""The EC2 calls of the provisioning step: find a deployment's instances by their tags, start
+one instance, terminate instances. boto3 and botocore are imported on first use only: the
+functions that never call AWS do not pay for importing them."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from lablink.environment import DEPLOYMENT_TAG
+
+HOSTNAME_TAG = "lablink:hostname"
+OPERATION_TAG = "lablink:operation"
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+# EC2's limits: values of one describe filter, instance ids of one terminate call.
+FILTER_VALUES_MAX = 190
+TERMINATE_MAX = 500
+
+
+def aws_client(service: str, region: str | None = None):
+    """A boto3 client, its calls traced by X-Ray (botocore is patched on first use)."""
+    import boto3
+
+    from lablink.observability import tracer
+
+    tracer.patch(["botocore"])
+    return boto3.client(service, region_name=region) if region else boto3.client(service)
+
+
+def client_token(operation_id: str, hostname: str, token_hash: str) -> str:
+    """Idempotency key of one RunInstances call (64 characters at most)."""
+    return hashlib.sha256(f"{operation_id}:{hostname}:{token_hash}".encode()).hexdigest()[:64]
+
+
+def live_instances(ec2, environment: str, hostnames: Iterable[str] | None = None) -> dict[str, str]:
+    """hostname -> id of the deployment's instances that are not terminated (or terminating)."""
+    filters = [{"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [environment]}, {"Name": "instance-state-name", "Values": LIVE_STATES}]
+    names = None if hostnames is None else list(hostnames)
+    chunks = [None] if names is None else [names[i : i + FILTER_VALUES_MAX] for i in range(0, len(names), FILTER_VALUES_MAX)]
+    found: dict[str, str] = {}
+    for chunk in chunks:
+        chunk_filters = filters if chunk is None else filters + [{"Name": f"tag:{HOSTNAME_TAG}", "Values": chunk}]
+        for page in ec2.get_paginator("describe_instances").paginate(Filters=chunk_filters):
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+                    if HOSTNAME_TAG in tags:
+                        found[tags[HOSTNAME_TAG]] = instance["InstanceId"]
+    return found
+
+
+def instance_tags(environment: str, hostname: str, operation_id: str) -> dict[str, str]:
+    """The tags of a VM's instance and volume: the deployment, the VM, the operation."""
+    return {"Name": hostname, DEPLOYMENT_TAG: environment, HOSTNAME_TAG: hostname, OPERATION_TAG: operation_id}
+
+
+def run_instance(ec2, *, template_id: str, client_token: str, user_data: str, tags: dict[str, str], subnet_id: str | None) -> str:
+    """Start one instance from the launch template; returns its id."""
+    request = {
+        "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": "$Latest"},
+        "MinCount": 1,
+        "MaxCount": 1,
+        "ClientToken": client_token,
+        "UserData": user_data,
+        "TagSpecifications": [
+            {"ResourceType": resource, "Tags": [{"Key": key, "Value": value} for key, value in tags.items()]}
+            for resource in ("instance", "volume")
+        ],
+    }
+    if subnet_id:
+        request["SubnetId"] = subnet_id
+    return ec2.run_instances(**request)["Instances"][0]["InstanceId"]
+
+
+def terminate(ec2, instance_ids: list[str]) -> None:
+    """Terminate the instances; ids EC2 no longer knows (terminated long ago) are skipped."""
+    from botocore.exceptions import ClientError
+
+    for start in range(0, len(instance_ids), TERMINATE_MAX):
+        chunk = instance_ids[start : start + TERMINATE_MAX]
+        try:
+            ec2.terminate_instances(InstanceIds=chunk)
+        except ClientError as error:
+            if not _not_found(error):
+                raise
+            # Some ids are gone already: terminate the rest one by one.
+            for instance_id in chunk:
+                try:
+                    ec2.terminate_instances(InstanceIds=[instance_id])
+                except ClientError as single:
+                    if not _not_found(single):
+                        raise
+
+
+def _not_found(error) -> bool:
+    return error.response["Error"]["Code"] == "InvalidInstanceID.NotFound"

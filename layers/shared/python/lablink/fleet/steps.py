@@ -1,0 +1,135 @@
+"""The provisioning step: launches or destroys the client VMs of one operation.
+
+A step may run again (Lambda retries an asynchronous invoke that failed), so it never starts
+a second instance for a VM: a row that has an instance is skipped, and an instance tagged for
+the VM is found before any new one is started. moto ignores RunInstances' ClientToken, so the
+ClientToken only guards against a retried API call in AWS; these checks are what the tests prove.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+
+from lablink import environment
+from lablink.config import LablinkConfig
+from lablink.db.database import Database
+from lablink.fleet import ec2 as fleet_ec2
+from lablink.models import VmStatus
+from lablink.observability import logger
+from lablink.tokens import hash_token, mint_token
+from lablink.userdata import render_user_data
+
+
+def run_step(payload: Mapping, db: Database, cfg: LablinkConfig) -> dict:
+    kind = payload.get("kind")
+    operation_id = str(payload["operation_id"])
+    hostnames = list(payload.get("hostnames") or [])
+    db.operations.record_progress(operation_id)  # queued -> running (or succeeded when empty)
+    if kind == "launch":
+        return launch_vms(db, cfg, operation_id, hostnames)
+    if kind == "destroy":
+        return destroy_vms(db, cfg, operation_id, hostnames, everything=bool(payload.get("all")))
+    raise ValueError(f"unknown provisioning step kind {kind!r}")
+
+
+def launch_vms(db: Database, cfg: LablinkConfig, operation_id: str, hostnames: list[str]) -> dict:
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+    from lablink.observability import NAMESPACE
+
+    template_id = os.environ.get(environment.LAUNCH_TEMPLATE_ID)
+    if not template_id:
+        db.operations.record_progress(operation_id, failed=len(hostnames), error=f"{environment.LAUNCH_TEMPLATE_ID} is not set")
+        return {"launched": 0, "failed": len(hostnames), "skipped": 0}
+    subnets = [s.strip() for s in os.environ.get(environment.CLIENT_SUBNET_IDS, "").split(",") if s.strip()]
+    ec2 = fleet_ec2.aws_client("ec2", cfg.app.region)
+    rows = db.vms.get_instance_ids(hostnames)
+    tagged = fleet_ec2.live_instances(ec2, cfg.app.environment, hostnames)
+    launched = failed = skipped = 0
+
+    for index, hostname in enumerate(hostnames):
+        if rows.get(hostname):
+            skipped += 1  # an earlier run of this step launched it (and counted it)
+            continue
+        try:
+            if hostname in tagged and hostname in rows:
+                # Launched by an earlier run that stopped before recording the instance:
+                # that instance carries the token whose hash the row holds.
+                db.vms.set_instance(hostname, tagged[hostname])
+            else:
+                if hostname in tagged:
+                    # An instance whose row is gone: its token is lost, so it is replaced.
+                    ec2.terminate_instances(InstanceIds=[tagged[hostname]])
+                subnet = subnets[index % len(subnets)] if subnets else None
+                _launch_one(db, cfg, ec2, operation_id, hostname, template_id, subnet, known=hostname in rows)
+            db.operations.record_progress(operation_id, done=1)
+            launched += 1
+        except Exception as error:
+            logger.exception("launch failed", extra={"hostname": hostname, "operation_id": operation_id})
+            failed += 1
+            if db.vms.exists(hostname):
+                db.vms.set_status(hostname, VmStatus.ERROR)
+            db.operations.record_progress(operation_id, failed=1, error=f"{hostname}: {error}"[:1000])
+    if launched:
+        metrics = EphemeralMetrics(namespace=NAMESPACE)
+        metrics.add_metric(name="VMsLaunched", unit=MetricUnit.Count, value=launched)
+        metrics.flush_metrics()
+    result = {"launched": launched, "failed": failed, "skipped": skipped}
+    logger.info("launch step finished", extra={"operation_id": operation_id, **result})
+    return result
+
+
+def _launch_one(
+    db: Database, cfg: LablinkConfig, ec2, operation_id: str, hostname: str, template_id: str, subnet: str | None, *, known: bool
+) -> None:
+    """Give the VM a fresh token (on its row, created unless ``known``), then start its instance
+    with that token in its user data and record the instance."""
+    token = mint_token()
+    token_hash = hash_token(token)
+    if known:
+        db.vms.set_token_hash(hostname, token_hash)
+    else:
+        db.vms.insert(hostname, status=VmStatus.INITIALIZING, token_hash=token_hash)
+    db.startup.record(hostname, {"terraform_apply_start": time.time()})
+    user_data = render_user_data(
+        cfg,
+        hostname=hostname,
+        token=token,
+        api_url=os.environ.get(environment.API_URL, ""),
+        listener_url=os.environ.get(environment.LISTENER_URL, ""),
+    )
+    instance_id = fleet_ec2.run_instance(
+        ec2,
+        template_id=template_id,
+        client_token=fleet_ec2.client_token(operation_id, hostname, token_hash),
+        user_data=user_data,
+        tags=fleet_ec2.instance_tags(cfg.app.environment, hostname, operation_id),
+        subnet_id=subnet,
+    )
+    db.vms.set_instance(hostname, instance_id)
+    # Phase 1 ends when EC2 has accepted the instance (it then boots: phase 2).
+    db.startup.record(hostname, {"terraform_apply_end": time.time()})
+
+
+def destroy_vms(db: Database, cfg: LablinkConfig, operation_id: str, hostnames: list[str], *, everything: bool) -> dict:
+    """Terminate the VMs' instances (with every instance of the deployment when destroying
+    everything, so none is left behind), mark their rows terminated, then remove them."""
+    from botocore.exceptions import ClientError
+
+    ec2 = fleet_ec2.aws_client("ec2", cfg.app.region)
+    instance_ids = {iid for iid in db.vms.get_instance_ids(hostnames).values() if iid}
+    instance_ids |= set(fleet_ec2.live_instances(ec2, cfg.app.environment, None if everything else hostnames).values())
+    try:
+        fleet_ec2.terminate(ec2, sorted(instance_ids))
+    except ClientError as error:
+        logger.exception("terminate failed", extra={"operation_id": operation_id})
+        db.operations.record_progress(operation_id, failed=len(hostnames), error=f"terminate failed: {error}"[:1000])
+        return {"terminated": 0, "removed": 0}
+    db.vms.set_terminated(hostnames)
+    removed = db.vms.delete(hostnames)
+    db.operations.record_progress(operation_id, done=len(hostnames))
+    result = {"terminated": len(instance_ids), "removed": removed}
+    logger.info("destroy step finished", extra={"operation_id": operation_id, **result})
+    return result
