@@ -139,9 +139,7 @@ def phase_chart(vms: Sequence[Mapping]) -> Markup:
         for i in range(round(axis_end / step) + 1)
     )
     bars = join(_bar(vm, AXIS_HEIGHT + index * ROW_HEIGHT, scale) for index, vm in enumerate(timed))
-    return render(
-        "admin/chart.svg", width=LABEL_WIDTH + BAR_WIDTH + VALUE_WIDTH, height=height, ticks=ticks, bars=bars
-    )
+    return render("admin/chart.svg", width=LABEL_WIDTH + BAR_WIDTH + VALUE_WIDTH, height=height, ticks=ticks, bars=bars)
 
 
 def chart_html(vms: Sequence[Mapping]) -> Markup:

@@ -42,10 +42,7 @@ def attribute(name: str, value: str | bool) -> Markup:
 @dataclass(frozen=True)
 class Template:
     parts: tuple[str, ...]  # text, slot name, text, slot name, ..., text
-
-    @property
-    def slots(self) -> frozenset[str]:
-        return frozenset(self.parts[1::2])
+    slots: frozenset[str]
 
     def render(self, values: dict[str, object]) -> Markup:
         # Both ways, so that a template and its caller cannot drift apart unnoticed.
@@ -59,7 +56,8 @@ class Template:
 def template(name: str) -> Template:
     """templates/<name>; its final newline is the file's, not the page's."""
     text = (TEMPLATES_DIR / name).read_text(encoding="utf-8").removesuffix("\n")
-    return Template(tuple(_SLOT.split(text)))
+    parts = tuple(_SLOT.split(text))
+    return Template(parts, frozenset(parts[1::2]))
 
 
 def render(name: str, **values: object) -> Markup:
