@@ -37,7 +37,9 @@ def _files(folder: Path, pattern: str = "*") -> list[Path]:
     return sorted(p for p in folder.rglob(pattern) if p.is_file() and "__pycache__" not in p.parts)
 
 
-def _layer_inputs() -> list[Path]:
+def layer_inputs() -> list[Path]:
+    """Every file the layer is built from: the package (templates and static files of its
+    pages included), the schema, the client files, the pinned requirements."""
     package = [p for p in _files(LAYER_SOURCE_DIR / "lablink") if p.parent.name != "sql" and p.suffix != ".pyc"]
     return [LAYER_REQUIREMENTS, *_files(SQL_DIR, "*.sql"), *_files(CLIENT_DIR), *package]
 
@@ -46,7 +48,7 @@ def layer_source_hash() -> str:
     """The layer's identity: what goes into it (pinned requirements, the package, the schema)
     and the platform it is built for. Same inputs, same asset: nothing is rebuilt."""
     digest = hashlib.sha256(f"{PYTHON_VERSION}|{PIP_PLATFORM}".encode())
-    for path in _layer_inputs():
+    for path in layer_inputs():
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 

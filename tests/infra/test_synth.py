@@ -10,7 +10,8 @@ from pathlib import Path
 from assembly import ROOT, STACK_PARTS
 from aws_cdk import aws_lambda as lambda_
 
-from stacks.constants import PYTHON_RUNTIME, PYTHON_VERSION, RUNTIME_PROVIDED
+from stacks.bundling import layer_inputs
+from stacks.constants import LAYER_SOURCE_DIR, PYTHON_RUNTIME, PYTHON_VERSION, RUNTIME_PROVIDED
 
 
 def test_synth_succeeds_offline_without_credentials(any_synth):
@@ -87,6 +88,21 @@ def test_layer_holds_the_package_schema_and_client_files(synth):
     assert bundled_sql == sorted(p.name for p in (ROOT / "sql").glob("*.sql"))
     assert (layer / "lablink" / "client_files" / "user-data.sh.tmpl").is_file()
     assert (layer / "lablink" / "client_files" / "lablink_client" / "agent.py").is_file()
+
+
+PAGES_DIR = LAYER_SOURCE_DIR / "lablink" / "pages"
+PAGE_FILES = sorted(p for folder in ("templates", "static") for p in (PAGES_DIR / folder).rglob("*") if p.is_file())
+
+
+def test_layer_holds_the_page_templates_and_static_files(synth):
+    layer_pages = _layer_dir(synth) / "lablink" / "pages"
+    assert any(p.suffix == ".html" for p in PAGE_FILES) and any(p.suffix == ".js" for p in PAGE_FILES)
+    for path in PAGE_FILES:
+        assert (layer_pages / path.relative_to(PAGES_DIR)).read_bytes() == path.read_bytes(), path
+
+
+def test_the_page_files_are_part_of_the_layer_hash():
+    assert set(PAGE_FILES) <= set(layer_inputs())
 
 
 def test_layer_wheels_are_built_for_the_lambda_runtime(synth):

@@ -1,12 +1,30 @@
-"""Pages link relative to the API's root, wherever API Gateway mounts it; values are escaped."""
+"""Pages link relative to the API's root, wherever API Gateway mounts it; every value is
+escaped by default, in every slot of every template."""
 
 from __future__ import annotations
+
+import html
+import shutil
+import subprocess
 
 import pytest
 
 from lablink.api.admin import masked_command
 from lablink.pages import base_href
 from lablink.pages.admin import admin_page
+from lablink.pages.render import STATIC_DIR, TEMPLATES_DIR, join, render, template
+from lablink.pages.researcher import assigned_page, index_page
+from lablink.phases import PHASES
+
+EVIL = """<script>alert("x")</script>'&"""
+# What an unescaped value would leave in the page: a tag, or a quote closing an attribute.
+INJECTED = ("<script>alert", 'alert("x")', "</script>'")
+
+
+def assert_escaped(page: str) -> None:
+    assert html.escape(EVIL) in page
+    for raw in INJECTED:
+        assert raw not in page
 
 
 @pytest.mark.parametrize(
@@ -27,6 +45,68 @@ def test_base_href(path, full, expected):
 def test_admin_page_escapes_every_value():
     page = admin_page({"path": "/admin", "requestContext": {"path": "/admin"}}, [{"hostname": "h", "useremail": "<img src=x onerror=alert(1)>@x.org", "inuse": True}])
     assert "<img" not in page and "&lt;img" in page
+
+
+TEMPLATE_NAMES = sorted(str(path.relative_to(TEMPLATES_DIR)) for path in TEMPLATES_DIR.rglob("*") if path.is_file())
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_every_slot_of_every_template_is_escaped_by_default(name):
+    slots = template(name).slots
+    rendered = render(name, **dict.fromkeys(slots, EVIL))
+    if slots:
+        assert_escaped(rendered)
+    for raw in INJECTED:
+        assert raw not in rendered
+
+
+def test_every_value_a_page_shows_is_escaped():
+    stage = {"path": "/admin", "requestContext": {"path": f"/{EVIL}/admin"}}
+    vm = {
+        "hostname": EVIL, "status": EVIL, "healthy": EVIL, "useremail": EVIL, "inuse": True,
+        **{phase.duration_column: 1.5 for phase in PHASES},
+    }  # fmt: skip
+    assert_escaped(admin_page(stage, [vm]))
+    assert_escaped(index_page(stage, 1, error=EVIL))
+    assert_escaped(index_page(stage, 0, email=EVIL, crd_command=EVIL))
+    assert_escaped(assigned_page(stage, EVIL, "123456"))
+    assert_escaped(assigned_page(stage, "lablink-vm-dev-1", EVIL))
+
+
+def test_markup_the_renderer_made_is_inserted_once_escaped_text_once():
+    cell = render("admin/seconds_cell.html", seconds="<1")
+    assert cell == '<td class="num">&lt;1</td>'
+    assert join([cell, "<b>"]) == '<td class="num">&lt;1</td>&lt;b&gt;'
+    assert cell + "" == cell and type(cell + "") is str  # plain text again: escaped if reused
+
+
+def test_a_template_and_its_caller_cannot_drift_apart():
+    with pytest.raises(TypeError, match="missing: \\['seconds'\\]"):
+        render("admin/seconds_cell.html")
+    with pytest.raises(TypeError, match="unknown: \\['colour'\\]"):
+        render("admin/seconds_cell.html", seconds="1", colour="red")
+
+
+def test_files_are_read_once_per_process():
+    event = {"path": "/admin", "requestContext": {"path": "/admin"}}
+    admin_page(event, [{"hostname": "h", "terraformapplydurationseconds": 3}])
+    before = template.cache_info().misses
+    admin_page(event, [{"hostname": "h2", "cloudinitdurationseconds": 4}])
+    assert template.cache_info().misses == before
+
+
+def test_the_dashboard_names_the_phases_as_lablink_phases_does():
+    page = admin_page({"path": "/admin"}, [{"hostname": "h", **{phase.duration_column: 2 for phase in PHASES}}])
+    for phase in PHASES:
+        assert f'<th class="num">{phase.label} (s)</th>' in page
+        assert f'data-phase="{phase.label}"' in page
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+@pytest.mark.parametrize("script", sorted(STATIC_DIR.glob("*.js")), ids=lambda path: path.name)
+def test_the_page_scripts_are_valid_javascript(script):
+    result = subprocess.run(["node", "--check", str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
 
 
 def test_masked_command_hides_the_code_only():
