@@ -16,10 +16,11 @@ SQL_DIR = ROOT / "sql"
 CLIENT_DIR = ROOT / "client"  # bundled into the layer for lablink.userdata
 LISTENER_DOCKERFILE = "listener/Dockerfile"  # relative to ROOT, the image's build context
 
-# Lambda: the newest Python the CDK offers (a test checks it stays the newest), on x86_64, the
-# platform the layer's binary wheels are installed for.
-PYTHON_RUNTIME = lambda_.Runtime.PYTHON_3_14
+# The one Python version of the functions (their Lambda runtime and the layer's wheels) and of
+# the listener image (its base image's tag): the newest the CDK offers (a test checks it stays
+# the newest), on x86_64, the platform the layer's binary wheels are installed for.
 PYTHON_VERSION = "3.14"
+PYTHON_RUNTIME: lambda_.Runtime = getattr(lambda_.Runtime, "PYTHON_" + PYTHON_VERSION.replace(".", "_"))
 LAMBDA_ARCHITECTURE = lambda_.Architecture.X86_64
 PIP_PLATFORM = "manylinux2014_x86_64"
 HANDLER = "handler.handler"

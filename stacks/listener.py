@@ -28,6 +28,7 @@ from stacks.constants import (
     LISTENER_MEMORY_MIB,
     LISTENER_MIN_IDLE_SECONDS,
     LISTENER_PORT,
+    PYTHON_VERSION,
     ROOT,
     log_retention,
     resource_name,
@@ -76,6 +77,7 @@ class ListenerStack(Stack):
             # The staged context must carry the Dockerfile, which .dockerignore leaves out (the
             # CDK only keeps a Dockerfile at the context's top level).
             exclude=[f"!{LISTENER_DOCKERFILE}"],
+            build_args={"PYTHON_VERSION": PYTHON_VERSION},
         )
         log_group = logs.LogGroup(
             self,

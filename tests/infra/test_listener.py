@@ -3,6 +3,9 @@ behind an internal load balancer that outlasts the heartbeat and admits only cli
 
 from __future__ import annotations
 
+import json
+
+from stacks.constants import LISTENER_DOCKERFILE, PYTHON_VERSION, ROOT
 from stacks.listener import idle_timeout_seconds
 
 
@@ -118,3 +121,13 @@ def test_listener_logs_to_cloudwatch(synth):
     assert options["LogDriver"] == "awslogs"
     _, group_id, _ = synth.resolve("Listener", options["Options"]["awslogs-group"])
     assert synth.resources("Listener")[group_id]["Properties"]["RetentionInDays"] == 30
+
+
+def test_the_image_is_built_on_the_deployment_python(synth):
+    """One Python version for the functions and the listener: the Dockerfile takes it as a
+    build argument from stacks/constants.py (it has no version of its own)."""
+    assets = json.loads((synth.outdir / f"{synth.stack_name('Listener')}.assets.json").read_text())
+    (image,) = assets["dockerImages"].values()
+    assert image["source"]["dockerBuildArgs"] == {"PYTHON_VERSION": PYTHON_VERSION}
+    dockerfile = (ROOT / LISTENER_DOCKERFILE).read_text()
+    assert "ARG PYTHON_VERSION\nFROM python:${PYTHON_VERSION}-" in dockerfile
