@@ -7,14 +7,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from lablink.phases import PHASES, TOTAL_COLUMN, TOTAL_LABEL
 from lablink_cli.client import FINISHED
 
-PHASES = (
-    ("terraformapplydurationseconds", "provisioning"),
-    ("cloudinitdurationseconds", "cloud-init"),
-    ("containerstartupdurationseconds", "container"),
-    ("totalstartupdurationseconds", "total"),
-)
+# (column, header) of the startup timings in the VM table.
+TIMING_COLUMNS = tuple((phase.duration_column, phase.label.lower()) for phase in PHASES) + ((TOTAL_COLUMN, TOTAL_LABEL.lower()),)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -31,10 +28,10 @@ def _seconds(value) -> str:
 
 
 def vm_rows(vms: Sequence[dict]) -> tuple[list[str], list[list]]:
-    headers = ["hostname", "status", "health", "in use", "researcher"] + [label for _, label in PHASES]
+    headers = ["hostname", "status", "health", "in use", "researcher"] + [label for _, label in TIMING_COLUMNS]
     rows = [
         [vm.get("hostname"), vm.get("status"), vm.get("healthy"), "yes" if vm.get("inuse") else "no", vm.get("useremail")]
-        + [_seconds(vm.get(key)) for key, _ in PHASES]
+        + [_seconds(vm.get(key)) for key, _ in TIMING_COLUMNS]
         for vm in vms
     ]
     return headers, rows

@@ -17,6 +17,7 @@ from lablink.api.models import VmLogsOut, VmStatusOut
 from lablink.db.errors import UnknownVm
 from lablink.models import HOSTNAME_PATTERN
 from lablink.pages.admin import admin_page
+from lablink.phases import PHASES, TOTAL_COLUMN
 from lablink.runtime import database
 
 app = make_resolver()
@@ -24,21 +25,7 @@ app = make_resolver()
 HostnamePath = Annotated[str, Path(pattern=HOSTNAME_PATTERN, description="lablink-vm-<env>-<n>")]
 
 # The startup metrics of export-metrics, in the seed's column order.
-METRIC_COLUMNS = (
-    "hostname",
-    "status",
-    "terraformapplystarttime",
-    "terraformapplyendtime",
-    "terraformapplydurationseconds",
-    "cloudinitstarttime",
-    "cloudinitendtime",
-    "cloudinitdurationseconds",
-    "containerstarttime",
-    "containerendtime",
-    "containerstartupdurationseconds",
-    "totalstartupdurationseconds",
-    "createdat",
-)
+METRIC_COLUMNS = ("hostname", "status", *(column for phase in PHASES for column in phase.columns), TOTAL_COLUMN, "createdat")
 
 
 def _jsonable(value: object) -> object:
