@@ -99,13 +99,14 @@ class LoadSampler(threading.Thread):
 def run_part(name: str, scale: str) -> dict:
     command, full_args, quick_args = PARTS[name]
     argv = [PY, *command, *(quick_args if scale == "quick" else full_args)]
+    shown = " ".join(["python", *argv[1:]])
     env = dict(os.environ)
     figures_dir = Path(tempfile.mkdtemp(prefix="lablink-proof-figures-"))
     if name == "fuzz":
         env.update({"LABLINK_FUZZ_EXAMPLES": FUZZ_EXAMPLES[scale], "LABLINK_PROOF_RESULTS": str(figures_dir)})
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / f"{name}.log"
-    print(f"== {name}: {' '.join(argv[1:])} (output: {log_path.relative_to(ROOT)})", flush=True)
+    print(f"== {name}: {shown} (output: {log_path.relative_to(ROOT)})", flush=True)
     sampler = LoadSampler()
     sampler.start()
     started = time.monotonic()
@@ -113,7 +114,7 @@ def run_part(name: str, scale: str) -> dict:
     with open(log_path, "w") as log:
         done = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL)
         log.write(done.stdout)
-    record = {"command": " ".join(argv[1:]), "scale": scale, "started": began,
+    record = {"command": shown, "scale": scale, "started": began,
               "seconds": round(time.monotonic() - started, 1), "exit_status": done.returncode, **sampler.summary()}
     lines = done.stdout.strip().splitlines()
     if name == "fuzz":
@@ -278,7 +279,7 @@ def render_performance(results: dict) -> str:
     out += ["## Figures", "", *rows, "", "## How each figure was made", ""]
     for part in ("assign_burst", "listener_fanout", "fanout_original", "log_ingest", "log_append_original", "cold_start", "launch_fleet"):
         record, _ = _get(results, part)
-        out.append(f"- `{part}`: `{record.get('command', ' '.join(PARTS[part][0]))}` — {_ran(record)}")
+        out.append(f"- `{part}`: `{record.get('command', ' '.join(['python', *PARTS[part][0]]))}` — {_ran(record)}")
     out += [
         "",
         "Notes:",
