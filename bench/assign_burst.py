@@ -5,7 +5,7 @@ machine in the same run, the original LabLink algorithm (SELECT the first free V
 UPDATE it, then read back by email). Prints a human summary, then, as its last line, one
 JSON object with the figures of both.
 
-    .venv/bin/python bench/assign_burst.py [--requests 1000] [--vms 300] [--connections 16]
+    .venv/bin/python -m bench.assign_burst [--requests 1000] [--vms 300] [--connections 16]
 
 Each requester is its own process with its own connection, as Lambda execution
 environments are. The default of 16 stands for the RDS Proxy's pool of database connections

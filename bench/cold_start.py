@@ -7,7 +7,7 @@ reported. Last line: one JSON object {handler: milliseconds}. Target: <= 250 ms.
 The X-Ray SDK is not part of these figures: it is loaded on the first traced invocation
 (lablink.observability); its import time is printed on its own line for the record.
 
-    .venv/bin/python bench/cold_start.py [--runs 7]
+    .venv/bin/python -m bench.cold_start [--runs 7]
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ delivered, undeliverable (assigned to a VM that could not wait), p50/p99/max lat
 notifications handled in all (each NOTIFY wakes every waiter), and the memory (PSS) of the
 server processes serving the waiters.
 
-    .venv/bin/python bench/fanout_original.py [--waiters 10000] [--assignments 1000]
+    .venv/bin/python -m bench.fanout_original [--waiters 10000] [--assignments 1000]
 
 Uses DATABASE_URL's server when set, else starts a throwaway PostgreSQL.
 """

@@ -9,7 +9,7 @@ every instance existed, so on the same work it answers no sooner than this proje
 
 Last line: one JSON object.
 
-    .venv/bin/python bench/launch_fleet.py [--vms 100]
+    .venv/bin/python -m bench.launch_fleet [--vms 100]
 """
 
 from __future__ import annotations
@@ -18,17 +18,13 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from proof_stack import ProofStack  # noqa: E402
-
-from lablink.config import LablinkConfig  # noqa: E402
-from lablink.environment import DEPLOYMENT_TAG  # noqa: E402
-from lablink.fleet.ec2 import HOSTNAME_TAG  # noqa: E402
-from lablink.repository import Database  # noqa: E402
-from lablink_cli.client import AdminClient  # noqa: E402
+from lablink.config import LablinkConfig
+from lablink.environment import DEPLOYMENT_TAG
+from lablink.fleet.ec2 import HOSTNAME_TAG
+from lablink.repository import Database
+from lablink_cli.client import AdminClient
+from tests.support.proof_stack import ProofStack
 
 TARGET_202_SECONDS = 2.0  # far inside API Gateway's 29 s
 API_GATEWAY_LIMIT_SECONDS = 29.0

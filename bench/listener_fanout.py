@@ -8,7 +8,7 @@ summary, then, as its last line, one JSON object: waiters, assigned, delivered, 
 latency from commit to the client's full response, listener RSS, and the database
 connections the listener holds beside what the original design would hold (one per waiter).
 
-    .venv/bin/python bench/listener_fanout.py [--waiters 10000] [--assignments 1000] [--heartbeat 20]
+    .venv/bin/python -m bench.listener_fanout [--waiters 10000] [--assignments 1000] [--heartbeat 20]
 
 Uses DATABASE_URL's server when set, else starts a throwaway PostgreSQL.
 """

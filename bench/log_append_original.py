@@ -12,7 +12,7 @@ Three measures, each for the original and for this project's Database.append_log
 
 Last line: one JSON object. Uses DATABASE_URL's server when set, else a throwaway PostgreSQL.
 
-    .venv/bin/python bench/log_append_original.py [--history 1000000] [--batches 5] [--writers 4]
+    .venv/bin/python -m bench.log_append_original [--history 1000000] [--batches 5] [--writers 4]
 """
 
 from __future__ import annotations

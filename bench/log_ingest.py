@@ -3,7 +3,7 @@
 already holds 1,000,000 events, and the same into an empty table: the cost of a batch must
 not grow with the history. Last line: one JSON object. Target: >= 20,000 events/s.
 
-    .venv/bin/python bench/log_ingest.py [--history 1000000] [--batches 5]
+    .venv/bin/python -m bench.log_ingest [--history 1000000] [--batches 5]
 
 Uses DATABASE_URL's server when set, else starts a throwaway PostgreSQL.
 """
@@ -18,9 +18,7 @@ import os
 import sys
 import time
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 BATCH = 10_000
 HOSTS = 100
 TARGET = 20_000
@@ -124,5 +122,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "local"))
     sys.exit(main())

@@ -4,10 +4,10 @@ then docs/PERFORMANCE.md and docs/RELIABILITY.md are written again from the figu
 the machine they ran on and its load while each part ran. The raw figures are kept in
 docs/proof-results.json; each part's output in .lablink/proof/<part>.log.
 
-    .venv/bin/python bench/prove.py                   # everything at full size (about an hour)
-    .venv/bin/python bench/prove.py --quick           # everything at CI size (a few minutes)
-    .venv/bin/python bench/prove.py --parts soak,fuzz # rerun some parts, keep the others' figures
-    .venv/bin/python bench/prove.py --render          # only write the reports again
+    .venv/bin/python -m bench.prove                   # everything at full size (about an hour)
+    .venv/bin/python -m bench.prove --quick           # everything at CI size (a few minutes)
+    .venv/bin/python -m bench.prove --parts soak,fuzz # rerun some parts, keep the others' figures
+    .venv/bin/python -m bench.prove --render          # only write the reports again
 
 Exit status 1 when a part failed or a reliability check found a violation.
 """
@@ -32,18 +32,20 @@ RESULTS = ROOT / "docs" / "proof-results.json"
 LOGS = ROOT / ".lablink" / "proof"
 PY = sys.executable
 
-# part -> (command, its arguments at full size, at CI size)
+# part -> (command, its arguments at full size, at CI size); each a module run from the
+# repository root, which `python -m` puts on sys.path (the benchmarks import tests.support)
 PARTS: dict[str, tuple[list[str], list[str], list[str]]] = {
-    "assign_burst": (["bench/assign_burst.py"], [], ["--requests", "200", "--vms", "60", "--connections", "20"]),
-    "listener_fanout": (["bench/listener_fanout.py"], [], ["--waiters", "1000", "--assignments", "100"]),
-    "fanout_original": (["bench/fanout_original.py"], [], ["--waiters", "1000", "--assignments", "100"]),
-    "log_ingest": (["bench/log_ingest.py"], [], ["--history", "50000", "--batches", "3"]),
-    "log_append_original": (["bench/log_append_original.py"], [], ["--history", "50000", "--batches", "3"]),
-    "cold_start": (["bench/cold_start.py"], [], ["--runs", "3"]),
-    "launch_fleet": (["bench/launch_fleet.py"], ["--vms", "100"], ["--vms", "20"]),
+    "assign_burst": (["-m", "bench.assign_burst"], [], ["--requests", "200", "--vms", "60", "--connections", "20"]),
+    "listener_fanout": (["-m", "bench.listener_fanout"], [], ["--waiters", "1000", "--assignments", "100"]),
+    "fanout_original": (["-m", "bench.fanout_original"], [], ["--waiters", "1000", "--assignments", "100"]),
+    "log_ingest": (["-m", "bench.log_ingest"], [], ["--history", "50000", "--batches", "3"]),
+    "log_append_original": (["-m", "bench.log_append_original"], [], ["--history", "50000", "--batches", "3"]),
+    "cold_start": (["-m", "bench.cold_start"], [], ["--runs", "3"]),
+    "launch_fleet": (["-m", "bench.launch_fleet"], ["--vms", "100"], ["--vms", "20"]),
     "fuzz": (["-m", "pytest", "tests/reliability/test_fuzz.py", "-q", "-p", "no:cacheprovider"], [], []),
-    "faults": (["bench/fault_injection.py"], ["--vms", "100"], ["--vms", "6", "--fault-gap", "1.5", "3.5"]),
-    "soak": (["bench/soak.py"], ["--seconds", "1800", "--fleet", "20"], ["--seconds", "120", "--fleet", "6", "--sample", "3"]),
+    "faults": (["-m", "tests.reliability.fault_injection"], ["--vms", "100"], ["--vms", "6", "--fault-gap", "1.5", "3.5"]),
+    "soak": (["-m", "tests.reliability.soak"], ["--seconds", "1800", "--fleet", "20"],
+             ["--seconds", "120", "--fleet", "6", "--sample", "3"]),
 }
 FUZZ_EXAMPLES = {"full": "60", "quick": "6"}
 
@@ -97,13 +99,14 @@ class LoadSampler(threading.Thread):
 def run_part(name: str, scale: str) -> dict:
     command, full_args, quick_args = PARTS[name]
     argv = [PY, *command, *(quick_args if scale == "quick" else full_args)]
+    shown = " ".join(["python", *argv[1:]])
     env = dict(os.environ)
     figures_dir = Path(tempfile.mkdtemp(prefix="lablink-proof-figures-"))
     if name == "fuzz":
         env.update({"LABLINK_FUZZ_EXAMPLES": FUZZ_EXAMPLES[scale], "LABLINK_PROOF_RESULTS": str(figures_dir)})
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / f"{name}.log"
-    print(f"== {name}: {' '.join(argv[1:])} (output: {log_path.relative_to(ROOT)})", flush=True)
+    print(f"== {name}: {shown} (output: {log_path.relative_to(ROOT)})", flush=True)
     sampler = LoadSampler()
     sampler.start()
     started = time.monotonic()
@@ -111,7 +114,7 @@ def run_part(name: str, scale: str) -> dict:
     with open(log_path, "w") as log:
         done = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL)
         log.write(done.stdout)
-    record = {"command": " ".join(argv[1:]), "scale": scale, "started": began,
+    record = {"command": shown, "scale": scale, "started": began,
               "seconds": round(time.monotonic() - started, 1), "exit_status": done.returncode, **sampler.summary()}
     lines = done.stdout.strip().splitlines()
     if name == "fuzz":
@@ -180,7 +183,7 @@ def render_performance(results: dict) -> str:
     out = [
         "# Performance",
         "",
-        "Every figure here is measured by `bench/prove.py` (one command; it also writes this file), each",
+        "Every figure here is measured by `python -m bench.prove` (one command; it also writes this file), each",
         "beside the original LabLink design doing the same work on the same machine in the same run, and",
         "beside the target of its issue. Raw figures: [proof-results.json](proof-results.json).",
         "",
@@ -276,7 +279,7 @@ def render_performance(results: dict) -> str:
     out += ["## Figures", "", *rows, "", "## How each figure was made", ""]
     for part in ("assign_burst", "listener_fanout", "fanout_original", "log_ingest", "log_append_original", "cold_start", "launch_fleet"):
         record, _ = _get(results, part)
-        out.append(f"- `{part}`: `{record.get('command', PARTS[part][0][0])}` — {_ran(record)}")
+        out.append(f"- `{part}`: `{record.get('command', ' '.join(['python', *PARTS[part][0]]))}` — {_ran(record)}")
     out += [
         "",
         "Notes:",
@@ -298,7 +301,7 @@ def render_reliability(results: dict) -> str:
     out = [
         "# Reliability",
         "",
-        "Measured by `bench/prove.py` (one command; it also writes this file) on the local stack: the real",
+        "Measured by `python -m bench.prove` (one command; it also writes this file) on the local stack: the real",
         "API functions and authorizer behind the API Gateway emulator, the real listener, the real client",
         "agent on simulated VMs, the real log processor behind an emulated CloudWatch subscription, moto for",
         "EC2/CloudWatch Logs/Secrets Manager, and a real PostgreSQL. CI runs the same programs scaled down",

@@ -1,14 +1,14 @@
-"""Soak at CI scale (bench/soak.py for two minutes; bench/prove.py runs it for 30): steady
+"""Soak at CI scale (tests/reliability/soak.py for two minutes; bench/prove.py runs it for 30): steady
 launches, requests, destroys, telemetry, logs and dashboard reads through the local stack,
 with the listener's and the gateway's memory and the database connections sampled."""
 
 from __future__ import annotations
 
-from proof_support import record, run_bench
+from proof_support import record, run_program
 
 
 def test_memory_and_database_connections_stay_flat_under_steady_work():
-    result = run_bench("soak.py", "--seconds", "120", "--fleet", "6", "--sample", "3", timeout=300)
+    result = run_program("tests.reliability.soak", "--seconds", "120", "--fleet", "6", "--sample", "3", timeout=300)
     record("soak", {k: v for k, v in result.items() if k != "series"})
     assert result["violations"] == []
     assert result["errors"] == {}

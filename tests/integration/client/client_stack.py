@@ -15,15 +15,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from client_fakes import FakeHost
+
 from lablink.db.database import Database
 from lablink.tokens import hash_token, mint_token
 from lablink_local.stack import terminate
-
-# The fakes (start-host, nvidia-smi, docker ...) are shared with the client's unit tests.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "client"))
-from client_fakes import FakeHost, FakeVm, wait_until  # noqa: E402
-
-__all__ = ["FakeHost", "FakeVm", "wait_until"]  # for the tests of this folder
 
 PYTHON = sys.executable
 STAGE = "local"

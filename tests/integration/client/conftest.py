@@ -7,7 +7,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from client_stack import FakeHost, FakeVm, Stack, gateway_service, listener_service, make_vm
+from client_fakes import FakeHost, FakeVm
+from client_stack import Stack, gateway_service, listener_service, make_vm
 
 from lablink.config import DbConfig
 from lablink.db.database import Database

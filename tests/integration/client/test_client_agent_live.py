@@ -8,7 +8,9 @@ import uuid
 
 import psycopg2
 import pytest
-from client_stack import AgentProcess, listener_service, make_vm, wait_until
+from client_stack import AgentProcess, listener_service, make_vm
+
+from lablink_local.waiting import wait_until
 
 CODE = "4/0AfJohXn-Example_Code/x1"
 REDIRECT = "--redirect-url=https://remotedesktop.google.com/_/oauthredirect"

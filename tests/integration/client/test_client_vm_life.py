@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import uuid
 
-from client_stack import FAST, wait_until
+from client_stack import FAST
 
 from lablink.config import parse_config
 from lablink.userdata import render_user_data, user_data_script
+from lablink_local.waiting import wait_until
 
 CODE = "4/0AfJohXn-Example_Code/x1"
 PASTED = (

@@ -8,9 +8,10 @@ import time
 import uuid
 
 import pytest
-from client_fakes import FakeHost, wait_until
+from client_fakes import FakeHost
 
 from lablink_client import probes
+from lablink_local.waiting import wait_until
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lablink_local.waiting import wait_until  # noqa: F401 - re-exported to the client tests
-
 PYTHON = sys.executable
 
 

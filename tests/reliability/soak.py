@@ -15,7 +15,7 @@ provisioning step holds while it runs).
 
 Last line: one JSON object with the samples' summary, the work done and the violations.
 
-    .venv/bin/python bench/soak.py [--seconds 1800] [--fleet 20]
+    .venv/bin/python -m tests.reliability.soak [--seconds 1800] [--fleet 20]
 """
 
 from __future__ import annotations
@@ -30,15 +30,11 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from proof_stack import ProofStack, rss_mb  # noqa: E402
-
-from lablink.config import LablinkConfig  # noqa: E402
-from lablink.repository import Database  # noqa: E402
-from lablink_cli.client import AdminClient, ApiCallFailed  # noqa: E402
+from lablink.config import LablinkConfig
+from lablink.repository import Database
+from lablink_cli.client import AdminClient, ApiCallFailed
+from tests.support.proof_stack import ProofStack, rss_mb
 
 CRD_COMMAND = (
     'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Asoak-{n}" '

@@ -7,7 +7,7 @@
 - optionally, the API gateway in a process of its own (to watch its memory alone), and no
   simulated VMs (for the fuzzer, whose launches must not boot hundreds of agents).
 
-    .venv/bin/python bench/proof_stack.py [--no-vms] [--gateway-process]
+    .venv/bin/python -m tests.support.proof_stack [--no-vms] [--gateway-process]
 
 runs it until stdin closes or SIGTERM, after printing one JSON line: api_url,
 admin_password, database_url, listener_url, pids.

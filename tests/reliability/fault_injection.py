@@ -14,7 +14,7 @@ Afterwards it checks what a user would notice:
 Prints a summary, then one JSON object (last line) with the figures and the list of
 violations (empty when all holds). Exit status 1 when a violation was found.
 
-    .venv/bin/python bench/fault_injection.py [--vms 100] [--researchers 100] [--seed 7]
+    .venv/bin/python -m tests.reliability.fault_injection [--vms 100] [--researchers 100] [--seed 7]
 """
 
 from __future__ import annotations
@@ -26,17 +26,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import psycopg2
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from proof_stack import ProofStack  # noqa: E402
-
-from lablink.config import LablinkConfig  # noqa: E402
-from lablink.repository import Database  # noqa: E402
-from lablink_cli.client import AdminClient, ApiCallFailed  # noqa: E402
+from lablink.config import LablinkConfig
+from lablink.repository import Database
+from lablink_cli.client import AdminClient, ApiCallFailed
+from tests.support.proof_stack import ProofStack
 
 CRD_COMMAND = (
     'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Afault-{n}-{salt}" '
