@@ -26,8 +26,11 @@ import uuid
 import psycopg2
 
 from lablink.config import DbConfig
-from lablink.repository import Database, NoFreeVm, new_pin
+from lablink.db.assignments import new_pin
+from lablink.db.database import Database
+from lablink.db.errors import NoFreeVm
 from lablink_local.postgres import create_migrated_database, database_server, drop_database
+from tests.support.db_probe import delete_all_vms
 
 
 def ours(url: str):
@@ -35,7 +38,7 @@ def ours(url: str):
 
     def request(email: str) -> str | None:
         try:
-            return database.assign_vm(email, f"start-host --code={email}").hostname
+            return database.assignments.claim(email, f"start-host --code={email}").hostname
         except NoFreeVm:
             return None
 
@@ -84,9 +87,9 @@ def _requester(url: str, algorithm_name: str, emails: list[str], start_line, res
 
 def run(url: str, algorithm_name: str, requests: int, vms: int, connections: int) -> dict:
     setup = Database(url, DbConfig(), actor="bench-setup")
-    setup.clear_database()
+    delete_all_vms(setup)
     for i in range(vms):
-        setup.insert_vm(f"lablink-vm-bench-{i}", status="running")
+        setup.vms.insert(f"lablink-vm-bench-{i}", status="running")
 
     emails = [f"researcher{i}@example.org" for i in range(requests)]
     context = multiprocessing.get_context("fork")
@@ -109,7 +112,7 @@ def run(url: str, algorithm_name: str, requests: int, vms: int, connections: int
     told_assigned = [(email, host) for email, host, _ in answers if host]
     # The rate at which VMs were handed out: assignments over the time until the last one.
     handing_out = max((at for _, host, at in answers if host), default=started) - started
-    rows = {vm["hostname"]: vm["useremail"] for vm in setup.get_all_vms()}
+    rows = {vm["hostname"]: vm["useremail"] for vm in setup.vms.list()}
     setup.close()
     # A double booking: a researcher was told "you have VM X" but X belongs to someone else.
     double_bookings = sum(1 for email, host in told_assigned if rows.get(host) != email)

@@ -5,7 +5,7 @@ listen_for_notifications, kept here only as the baseline being measured).
 
 W VMs try to wait; the connections are opened until the server refuses one (its
 max_connections); then K assignments are committed within one second with the real
-Database.assign_vm, and each waiting VM's wake-up is timed from its assignment's commit.
+Database.assignments.claim, and each waiting VM's wake-up is timed from its assignment's commit.
 
 Last line: one JSON object: waiters asked, waiting (connections held), refused, assigned,
 delivered, undeliverable (assigned to a VM that could not wait), p50/p99/max latency,
@@ -31,8 +31,9 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from lablink.repository import Database
+from lablink.db.database import Database
 from lablink_local.postgres import create_migrated_database, database_server, drop_database
+from tests.support.db_probe import row_count
 
 COMMAND = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Ab-bench-{i}" --name=$(hostname)'
 CHANNEL = "vm_updates"
@@ -80,9 +81,9 @@ def percentile(values: list[float], fraction: float) -> float:
 def measure(url: str, waiters: int, assignments: int, assign_seconds: float) -> dict:
     setup = Database(url, actor="bench-setup")
     for i in range(waiters):
-        setup.insert_vm(f"lablink-vm-bench-{i}", status="running")
+        setup.vms.insert(f"lablink-vm-bench-{i}", status="running")
     assigner = Database(url, actor="bench-assigner")
-    assigner.get_row_count()  # connected before the waiters take the slots
+    row_count(assigner)  # connected before the waiters take the slots
     observer = psycopg2.connect(url)
     observer.autocommit = True
     stop = threading.Event()
@@ -114,7 +115,7 @@ def measure(url: str, waiters: int, assignments: int, assign_seconds: float) -> 
         if delay > 0:
             time.sleep(delay)
         at = time.monotonic()
-        made.append((assigner.assign_vm(f"researcher{i}@example.org", COMMAND.format(i=i)).hostname, at))
+        made.append((assigner.assignments.claim(f"researcher{i}@example.org", COMMAND.format(i=i)).hostname, at))
     by_host = {t.hostname: t for t in threads}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(h in by_host and by_host[h].woken_at is None for h, _ in made):

@@ -20,10 +20,11 @@ import sys
 import time
 
 from lablink.config import LablinkConfig
+from lablink.db.database import Database
 from lablink.environment import DEPLOYMENT_TAG
 from lablink.fleet.ec2 import HOSTNAME_TAG
-from lablink.repository import Database
 from lablink_cli.client import AdminClient
+from tests.support.db_probe import token_hash
 from tests.support.proof_stack import ProofStack
 
 TARGET_202_SECONDS = 2.0  # far inside API Gateway's 29 s
@@ -70,14 +71,14 @@ def main() -> int:
         while (rows_done is None or instances_done is None) and time.monotonic() < deadline:
             now = time.perf_counter() - started
             if rows_done is None:
-                ids = db.get_instance_ids(hostnames)
+                ids = db.vms.get_instance_ids(hostnames)
                 if len(ids) == len(hostnames) and all(ids.values()):
                     rows_done = now
             if instances_done is None and set(hostnames) <= running_instances(stack):
                 instances_done = now
             time.sleep(0.25)
         operation = admin.operation(accepted["operation_id"])
-        tokens = sum(1 for h in hostnames if db.get_token_hash(h))
+        tokens = sum(1 for h in hostnames if token_hash(db, h))
     finally:
         db.close()
         stack.stop()

@@ -3,7 +3,7 @@ within one second; each VM's answer is timed from its assignment's commit.
 
 The listener runs in its own process (`python -m lablink_listener`, as in the container);
 the waiting VMs are asyncio HTTP clients spread over a few processes; the assignments are
-made by the real Database.assign_vm (so the real trigger notifies) in another. Prints a human
+made by the real Database.assignments.claim (so the real trigger notifies) in another. Prints a human
 summary, then, as its last line, one JSON object: waiters, assigned, delivered, p50/p99/max
 latency from commit to the client's full response, listener RSS, and the database
 connections the listener holds beside what the original design would hold (one per waiter).
@@ -37,10 +37,11 @@ from pathlib import Path
 
 import aiohttp
 
-from lablink.repository import Database
+from lablink.db.database import Database
 from lablink.tokens import hash_token, mint_token
 from lablink_listener.settings import LISTEN_APPLICATION_NAME, QUERY_APPLICATION_NAME
 from lablink_local.postgres import create_migrated_database, database_server, drop_database, free_port
+from tests.support.db_probe import row_count, session_count
 
 COMMAND = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Ab-bench-{i}" --name=$(hostname)'
 # Requests whose headers have not arrived yet: bounds the connect burst (the listen backlog).
@@ -94,14 +95,14 @@ def assign_paced(url: str, count: int, seconds: float, connections: int, results
 
     def worker(first: int) -> None:
         db = Database(url, actor="bench-assigner")
-        db.get_row_count()  # connect before the clock starts
+        row_count(db)  # connect before the clock starts
         for i in range(first, count, connections):
             delay = begin + i * seconds / count - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             started = time.monotonic()  # CLOCK_MONOTONIC is system-wide on Linux: comparable across processes
             wall = time.time()  # for the listener's log timestamps
-            assignment = db.assign_vm(f"researcher{i}@example.org", COMMAND.format(i=i))
+            assignment = db.assignments.claim(f"researcher{i}@example.org", COMMAND.format(i=i))
             out.append((assignment.hostname, assignment.pin, started, time.monotonic(), wall))
         db.close()
 
@@ -228,8 +229,8 @@ def measure(args, url: str, listener: subprocess.Popen, port: int, tokens: dict[
         f"{health.get('waiters')} VMs waiting after {connect_seconds:.1f} s ({counters[2].value} failed); "
         f"listener CPU meanwhile {connect_cpu:.1f} s"
     )
-    listen_connections = db.count_sessions(LISTEN_APPLICATION_NAME) - db.count_sessions(QUERY_APPLICATION_NAME)
-    listener_connections = db.count_sessions(LISTEN_APPLICATION_NAME)
+    listen_connections = session_count(db, LISTEN_APPLICATION_NAME) - session_count(db, QUERY_APPLICATION_NAME)
+    listener_connections = session_count(db, LISTEN_APPLICATION_NAME)
     rss_waiting, _ = rss_mb(listener.pid)
 
     measuring.set()
@@ -261,7 +262,7 @@ def measure(args, url: str, listener: subprocess.Popen, port: int, tokens: dict[
     until(lambda: counters[1].value >= len(assigned), DELIVERY_TIMEOUT, 0.01)
     delivery_cpu = cpu_seconds(listener.pid) - cpu_before_assigning
     time.sleep(0.5)  # anything woken by mistake shows up meanwhile
-    listener_connections = max(listener_connections, db.count_sessions(LISTEN_APPLICATION_NAME))
+    listener_connections = max(listener_connections, session_count(db, LISTEN_APPLICATION_NAME))
     rss_now, rss_peak = rss_mb(listener.pid)
     stop.set()
     answers: dict[str, tuple[float, bytes]] = {}
@@ -325,7 +326,7 @@ def insert_vms(url: str, count: int) -> dict[str, str]:
     for i in range(count):
         hostname = f"lablink-vm-bench-{i}"
         tokens[hostname] = mint_token()
-        db.insert_vm(hostname, status="running", token_hash=hash_token(tokens[hostname]))
+        db.vms.insert(hostname, status="running", token_hash=hash_token(tokens[hostname]))
     db.close()
     return tokens
 

@@ -2,7 +2,7 @@
 project's: the seed read the VM's whole Logs column, appended the batch's lines and wrote it
 all back (POST /api/vm-logs: get_vm_logs + concat + save_logs_by_hostname).
 
-Three measures, each for the original and for this project's Database.append_log_events:
+Three measures, each for the original and for this project's Database.logs.append:
 - rate: 10,000-event batches into an empty VM, and into a VM that already holds --history
   events (the original's column holds them as text; ours holds them as rows);
 - concurrency: --writers deliveries at once for one VM (CloudWatch invokes the subscribed
@@ -26,9 +26,10 @@ import uuid
 import psycopg2
 
 from lablink.config import DbConfig
+from lablink.db.database import Database
 from lablink.models import LogEvent
-from lablink.repository import Database
 from lablink_local.postgres import create_migrated_database, database_server, drop_database
+from tests.support.db_probe import log_event_count
 
 BATCH = 10_000
 HOST = "lablink-vm-bench-1"
@@ -68,10 +69,10 @@ class Ours:
         self.url = url
 
     def append(self, batch: list[LogEvent]) -> None:
-        self.db.append_log_events(GROUP, HOST, batch)
+        self.db.logs.append(GROUP, HOST, batch)
 
     def lines(self) -> list[str]:
-        return [str(n) for n in range(self.db.count_log_events(HOST))]
+        return [str(n) for n in range(log_event_count(self.db, HOST))]
 
     def close(self) -> None:
         self.db.close()
@@ -81,7 +82,7 @@ def fresh(admin_url: str) -> tuple[str, str]:
     name = f"lablink_bench_{uuid.uuid4().hex[:8]}"
     url = create_migrated_database(admin_url, name)
     setup = Database(url, DbConfig(), actor="bench-setup")
-    setup.insert_vm(HOST, status="running")
+    setup.vms.insert(HOST, status="running")
     setup.close()
     return name, url
 

@@ -42,18 +42,18 @@ def subscription_event(stream: str, first_id: int, count: int) -> dict:
 def seed_history(url: str, events: int) -> float:
     """``events`` events spread over HOSTS VMs, stored through the repository; returns seconds."""
     from lablink.config import DbConfig
+    from lablink.db.database import Database
     from lablink.models import LogEvent
-    from lablink.repository import Database
 
     db = Database(url, DbConfig(), actor="bench-seed")
     started = time.perf_counter()
     for h in range(HOSTS):
-        db.insert_vm(f"lablink-vm-hist-{h}", status="running")
+        db.vms.insert(f"lablink-vm-hist-{h}", status="running")
     next_id = 10**12
     while next_id - 10**12 < events:
         host = f"lablink-vm-hist-{(next_id // BATCH) % HOSTS}"
         batch = [LogEvent(f"{next_id + i:056d}", 1_600_000_000_000 + (next_id - 10**12) + i, f"history line {i}") for i in range(min(BATCH, events - (next_id - 10**12)))]
-        db.append_log_events("/lablink/bench", host, batch)
+        db.logs.append("/lablink/bench", host, batch)
         next_id += len(batch)
     elapsed = time.perf_counter() - started
     db.close()
@@ -68,7 +68,7 @@ def ingest_rate(url: str, batches: int) -> tuple[float, list[float]]:
 
     runtime.close_databases()
     handler = load_function("log_processor").handler
-    runtime.database("log-processor").insert_vm("lablink-vm-bench-1", status="running")
+    runtime.database("log-processor").vms.insert("lablink-vm-bench-1", status="running")
     events = [subscription_event("lablink-vm-bench-1", 10**15 + b * BATCH, BATCH) for b in range(batches)]
     handler(subscription_event("lablink-vm-bench-1", 10**16, 10), LambdaContext("log_processor"))  # warm: connection open
     seconds = []

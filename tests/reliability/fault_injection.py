@@ -30,8 +30,9 @@ from collections import Counter
 import psycopg2
 
 from lablink.config import LablinkConfig
-from lablink.repository import Database
+from lablink.db.database import Database
 from lablink_cli.client import AdminClient, ApiCallFailed
+from tests.support.db_probe import audit_trail
 from tests.support.proof_stack import ProofStack
 
 CRD_COMMAND = (
@@ -199,7 +200,7 @@ def check(stack: ProofStack, researchers: list[Researcher], db: Database, hostna
     from lablink_local.cloudlogs import event_id
 
     violations: list[str] = []
-    rows = {vm["hostname"]: vm for vm in db.get_all_vms()}
+    rows = {vm["hostname"]: vm for vm in db.vms.list()}
     calls = {h: (stack.simulator.by_hostname(h).start_host_calls() if stack.simulator.by_hostname(h) else []) for h in hostnames}
 
     # Researchers and their VMs.
@@ -256,7 +257,7 @@ def check(stack: ProofStack, researchers: list[Researcher], db: Database, hostna
         violations.append(f"log events doubled: {len(doubled_ids)} ids, {doubled_lines} lines")
 
     # The audit trail: each VM's story, from its INSERT to its row as it is now.
-    audit = db.get_audit_trail()
+    audit = audit_trail(db)
     by_host: dict[str, list[dict]] = {}
     for entry in audit:
         by_host.setdefault(entry["hostname"], []).append(entry)

@@ -32,8 +32,9 @@ import urllib.request
 from collections import Counter
 
 from lablink.config import LablinkConfig
-from lablink.repository import Database
+from lablink.db.database import Database
 from lablink_cli.client import AdminClient, ApiCallFailed
+from tests.support.db_probe import session_count
 from tests.support.proof_stack import ProofStack, rss_mb
 
 CRD_COMMAND = (
@@ -126,7 +127,7 @@ class Work:
                 self.done["telemetry_posts"] += 1
         except urllib.error.HTTPError as error:
             # 401 (its token is gone) or 404 are right for a VM destroyed a moment ago.
-            if error.code not in (401, 404) or self.db.vm_exists(vm.hostname):
+            if error.code not in (401, 404) or self.db.vms.exists(vm.hostname):
                 raise ApiCallFailed(str(error), error.code) from None
             self.done["telemetry_of_destroyed_vms_refused"] += 1
 
@@ -194,7 +195,7 @@ def main() -> int:
                 "t": round(time.monotonic() - began, 1),
                 "listener_rss_mb": round(rss_mb(listener), 1) if listener else None,
                 "gateway_rss_mb": round(rss_mb(stack.gateway.pid), 1),
-                "db_connections": db.count_sessions(""),
+                "db_connections": session_count(db, ""),
                 "vms": len(stack.simulator.vms),
             }
             samples.append(sample)

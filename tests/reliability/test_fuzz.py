@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from lablink.config import DbConfig
-from lablink.repository import Database
+from lablink.db.database import Database
 from lablink.tokens import hash_token, mint_token
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -98,8 +98,8 @@ def fuzz_target(api_stack):
     the rounds without credentials run): ours (we hold its token) and another."""
     db = Database(api_stack["database_url"], DbConfig(), actor="fuzz-setup")
     token = mint_token()
-    assert db.insert_vm(OWN_VM, status="initializing", token_hash=hash_token(token))
-    assert db.insert_vm(OTHER_VM, status="initializing", token_hash=hash_token(mint_token()))
+    assert db.vms.insert(OWN_VM, status="initializing", token_hash=hash_token(token))
+    assert db.vms.insert(OTHER_VM, status="initializing", token_hash=hash_token(mint_token()))
     db.close()
     session = requests.Session()
     target = {
