@@ -112,7 +112,7 @@ def run(url: str, algorithm_name: str, requests: int, vms: int, connections: int
     told_assigned = [(email, host) for email, host, _ in answers if host]
     # The rate at which VMs were handed out: assignments over the time until the last one.
     handing_out = max((at for _, host, at in answers if host), default=started) - started
-    rows = {vm["hostname"]: vm["useremail"] for vm in setup.vms.list()}
+    rows = {vm["hostname"]: vm["useremail"] for vm in setup.vms.list_all()}
     setup.close()
     # A double booking: a researcher was told "you have VM X" but X belongs to someone else.
     double_bookings = sum(1 for email, host in told_assigned if rows.get(host) != email)

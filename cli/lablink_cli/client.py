@@ -10,6 +10,7 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 
 import requests
+from requests.auth import HTTPBasicAuth
 
 DEFAULT_URL = "http://127.0.0.1:8000/local"
 FINISHED = ("succeeded", "failed", "partial")
@@ -47,7 +48,7 @@ class AdminClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
         # As bytes, so that the credentials go as UTF-8 (requests encodes text as Latin-1).
-        self._credentials = (user.encode(), password.encode())
+        self._credentials = HTTPBasicAuth(user.encode(), password.encode())
         self._session = requests.Session()
         self._session.headers["Accept"] = "application/json"
 

@@ -11,12 +11,15 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from lablink_client import crd, probes
 from lablink_client.api import Backoff, Client
 from lablink_client.settings import Settings
 
 log = logging.getLogger("lablink.agent")
+
+Probed = TypeVar("Probed")
 
 
 class State:
@@ -47,15 +50,15 @@ class State:
             log.warning("cannot save the agent state to %s: %s", self.path, error)
 
 
-class Watcher(threading.Thread):
+class Watcher(threading.Thread, Generic[Probed]):
     """Checks something every ``interval`` seconds and reports it when it changed, or when
     asked to report again; a report that failed is retried at the next check."""
 
     def __init__(
         self,
         name: str,
-        probe: Callable[[], object],
-        report: Callable[[object], bool],
+        probe: Callable[[], Probed],
+        report: Callable[[Probed], bool],
         interval: float,
         stop: threading.Event,
     ):
@@ -69,7 +72,7 @@ class Watcher(threading.Thread):
         self.wake.set()
 
     def run(self) -> None:
-        reported = object()  # nothing reported yet
+        reported: Probed | object = object()  # nothing reported yet
         while not self.stop.is_set():
             self.wake.clear()
             force, self.force = self.force, False
@@ -149,7 +152,7 @@ class Agent:
         self.state.set("handled_assignment", key)
         try:
             code = crd.extract_code(command)
-            crd.check_pin(pin)
+            pin = crd.check_pin(pin)
         except crd.RefusedCommand as refused:
             log.error("assignment refused, start-host not run: %s", refused)
             self.client.report_status("error", f"assignment refused: {refused}")

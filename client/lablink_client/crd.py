@@ -18,7 +18,7 @@ class RefusedCommand(ValueError):
     """The assignment cannot be run safely; the message says why (and holds no secret)."""
 
 
-def extract_code(command: str) -> str:
+def extract_code(command: object) -> str:
     """The --code value of a start-host command, or RefusedCommand. Only this value is taken
     from the researcher's text: every other argument is built here."""
     if not isinstance(command, str):

@@ -62,6 +62,8 @@ class Lookups:
             await self._pool.close()
 
     async def _fetchrow_once(self, query: str, *args) -> asyncpg.Record | None:
+        if self._pool is None:
+            raise RuntimeError("Lookups.start() must be awaited before a lookup")
         async with self._pool.acquire() as conn:
             return await conn.fetchrow(query, *args)
 

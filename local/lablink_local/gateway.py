@@ -85,6 +85,8 @@ def load_function(name: str, functions_dir: Path = FUNCTIONS_DIR) -> ModuleType:
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, functions_dir / name / "handler.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no function {name} in {functions_dir}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)

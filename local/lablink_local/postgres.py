@@ -16,6 +16,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -61,13 +62,15 @@ class LocalPostgres:
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="lablink-pg-"))
         self._as_root = os.geteuid() == 0
         self._bindir = _bindir()
-        self._pgserver = None
+        self._pgserver: Any = None  # the embedded server (pgserver has no type information)
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *argv: str) -> None:
+        if self._bindir is None:
+            raise RuntimeError("no PostgreSQL binaries found")
         command = [str(self._bindir / argv[0]), *argv[1:]]
         if self._as_root:
             command = ["runuser", "-u", "postgres", "--", *command]

@@ -29,9 +29,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lablink.config import LablinkConfig, load_config
 from lablink_local.waiting import answers_ok, wait_until
+
+if TYPE_CHECKING:
+    from lablink_local.cloud import CloudResources
+    from lablink_local.vms import VmSimulator
 
 STAGE = "local"
 HOST = "127.0.0.1"
@@ -73,8 +78,8 @@ class LocalStack:
         self.progress = progress
         self._cleanup = contextlib.ExitStack()
         self.api_url = ""
-        self.cloud = None  # CloudResources, once the emulator runs
-        self.simulator = None
+        self.cloud: CloudResources | None = None  # once the emulator runs
+        self.simulator: VmSimulator | None = None
 
     @property
     def researcher_url(self) -> str:
@@ -197,23 +202,25 @@ class LocalStack:
         from lablink_local.gateway import LambdaContext, load_function
         from lablink_local.vms import VmSimulator
 
-        aws = session(self.cloud.endpoint_url, self.cloud.region)
-        logs = aws.client("logs", endpoint_url=self.cloud.endpoint_url)
+        cloud = self.cloud
+        assert cloud is not None, "the cloud emulator starts before the VMs"
+        aws = session(cloud.endpoint_url, cloud.region)
+        logs = aws.client("logs", endpoint_url=cloud.endpoint_url)
         log_processor = load_function("log_processor")
 
         def deliver(event: dict) -> None:
             log_processor.handler(event, LambdaContext("log_processor"))
 
-        forwarder = SubscriptionForwarder(logs, self.cloud.client_log_group, deliver, self.log_interval)
-        shipper = LogShipper(aws.client("logs", endpoint_url=self.cloud.endpoint_url), self.cloud.client_log_group, self.log_interval)
-        self.simulator = VmSimulator(
-            aws.client("ec2", endpoint_url=self.cloud.endpoint_url),
+        forwarder = SubscriptionForwarder(logs, cloud.client_log_group, deliver, self.log_interval)
+        shipper = LogShipper(aws.client("logs", endpoint_url=cloud.endpoint_url), cloud.client_log_group, self.log_interval)
+        simulator = self.simulator = VmSimulator(
+            aws.client("ec2", endpoint_url=cloud.endpoint_url),
             self.config.app.environment,
             self.state_dir,
             shipper.add,
             boot_seconds=self.boot_seconds,
         )
-        for part in (forwarder, shipper, self.simulator):
+        for part in (forwarder, shipper, simulator):
             part.start()
             self._cleanup.callback(part.stop)  # stopped in reverse: VMs, shipper, forwarder
         return f"VM files in {self.state_dir / 'vms'}"

@@ -200,7 +200,7 @@ def check(stack: ProofStack, researchers: list[Researcher], db: Database, hostna
     from lablink_local.cloudlogs import event_id
 
     violations: list[str] = []
-    rows = {vm["hostname"]: vm for vm in db.vms.list()}
+    rows = {vm["hostname"]: vm for vm in db.vms.list_all()}
     calls = {h: (stack.simulator.by_hostname(h).start_host_calls() if stack.simulator.by_hostname(h) else []) for h in hostnames}
 
     # Researchers and their VMs.

@@ -38,7 +38,7 @@ def test_launch_50_then_rerun_then_destroy_twice(gateway, provisioner, db, ec2):
 
     instances = instances_of(ec2, ENVIRONMENT)
     assert len(instances) == 50
-    rows = {vm["hostname"]: vm for vm in db.vms.list()}
+    rows = {vm["hostname"]: vm for vm in db.vms.list_all()}
     assert sorted(rows) == sorted(hostnames)
     for instance in instances:
         tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
@@ -127,7 +127,7 @@ def test_run_instances_failure_is_recorded(gateway, provisioner, db, ec2, monkey
     found = operation(gateway, accepted["operation_id"])
     assert (found["status"], found["done"], found["failed"]) == ("failed", 0, 2)
     assert accepted["hostnames"][-1] in found["error"]  # the last failure is kept
-    assert {vm["status"] for vm in db.vms.list()} == {"error"}
+    assert {vm["status"] for vm in db.vms.list_all()} == {"error"}
     assert instances_of(ec2, ENVIRONMENT) == []
 
 

@@ -71,7 +71,7 @@ def test_updates_of_an_unknown_vm_report_false(db):
 def test_get_all_vms_lists_every_column_but_logs_and_token(db):
     db.vms.insert("vm-2")
     db.vms.insert("vm-1")
-    vms = db.vms.list()
+    vms = db.vms.list_all()
     assert [vm["hostname"] for vm in vms] == ["vm-2", "vm-1"]  # oldest first
     expected = [c for c in column_names(db) if c not in ("logs", "token_hash")]
     assert list(vms[0].keys()) == expected
@@ -154,7 +154,7 @@ def test_no_free_vm_is_said_clearly_and_changes_nothing(db):
     db.vms.insert("vm-2", status="error")
     with pytest.raises(NoFreeVm, match="No available VMs"):
         db.assignments.claim("ada@example.org", "cmd")
-    assert all(vm["useremail"] is None for vm in db.vms.list())
+    assert all(vm["useremail"] is None for vm in db.vms.list_all())
 
 
 def test_unassigned_listing_and_count(db):

@@ -204,7 +204,7 @@ def test_a_table_and_channel_that_need_quoting_work(fresh_database):
         assert listener.payloads()[0]["HostName"] == "vm-1"
         assert database.assignments.claim("x@example.org", "cmd").hostname == "vm-1"
         assert listener.payloads()[0]["CrdCommand"] == "cmd"
-        assert database.vms.list()[0]["useremail"] == "x@example.org"
+        assert database.vms.list_all()[0]["useremail"] == "x@example.org"
     finally:
         database.close()
         listener.close()

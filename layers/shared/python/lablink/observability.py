@@ -11,6 +11,7 @@ import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.tracing.base import BaseProvider
 
 from lablink import environment
 
@@ -22,11 +23,12 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 logger = Logger()
 
 
-class _XRayOnFirstUse:
+class _XRayOnFirstUse(BaseProvider):
     """The X-Ray recorder, imported when tracing is first used rather than at import: the
     SDK pulls in botocore (~100 ms), which only the functions that call AWS need at start.
     With tracing on, a function's first invocation pays that cost instead of its import;
-    with tracing off (POWERTOOLS_TRACE_DISABLED, the local stack, the tests) nobody does."""
+    with tracing off (POWERTOOLS_TRACE_DISABLED, the local stack, the tests) nobody does.
+    Each method is one Powertools calls, handed to the recorder (the SDK is untyped)."""
 
     _recorder = None
 
@@ -41,8 +43,23 @@ class _XRayOnFirstUse:
             _XRayOnFirstUse._recorder = recorder
         return _XRayOnFirstUse._recorder
 
-    def __getattr__(self, name):
-        return getattr(self._load(), name)
+    def in_subsegment(self, name=None, **kwargs):
+        return self._load().in_subsegment(name=name, **kwargs)
+
+    def in_subsegment_async(self, name=None, **kwargs):
+        return self._load().in_subsegment_async(name=name, **kwargs)
+
+    def put_annotation(self, key, value):
+        self._load().put_annotation(key, value)
+
+    def put_metadata(self, key, value, namespace="default"):
+        self._load().put_metadata(key, value, namespace)
+
+    def patch(self, modules):
+        self._load().patch(modules)
+
+    def patch_all(self):
+        self._load().patch_all()
 
 
 # No auto-patching: it imports every library X-Ray can patch. The functions that call AWS

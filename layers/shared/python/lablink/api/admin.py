@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from lablink.api.http import ApiError, make_resolver
 from lablink.api.models import VmLogsOut, VmStatusOut
 from lablink.db.errors import UnknownVm
+from lablink.db.tables import VmRow
 from lablink.models import HOSTNAME_PATTERN
 from lablink.pages.admin import admin_page
 from lablink.phases import PHASES, TOTAL_COLUMN
@@ -39,8 +40,8 @@ def masked_command(command: str | None) -> str | None:
     return " ".join("--code=***" if part.startswith("--code=") else part for part in command.split(" ")) or None
 
 
-def _vms() -> list[dict]:
-    vms = database("admin").vms.list()
+def _vms() -> list[VmRow]:
+    vms = database("admin").vms.list_all()
     for vm in vms:
         vm["crdcommand"] = masked_command(vm.get("crdcommand"))
     return vms
@@ -90,7 +91,7 @@ class ExportFormat(StrEnum):
 
 @app.get("/api/export-metrics", summary="The startup metrics of every VM, as CSV or JSON")
 def export_metrics(format: Annotated[ExportFormat, Query(description="csv or json")] = ExportFormat.json) -> Response[str]:  # noqa: A002
-    rows = [{key: _jsonable(vm.get(key)) for key in METRIC_COLUMNS} for vm in database("admin").vms.list()]
+    rows = [{key: _jsonable(vm.get(key)) for key in METRIC_COLUMNS} for vm in database("admin").vms.list_all()]
     if format is ExportFormat.json:
         return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps({"vms": rows}))
     out = io.StringIO()

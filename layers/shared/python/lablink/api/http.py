@@ -61,7 +61,9 @@ def make_resolver() -> APIGatewayRestResolver:
 
     @app.exception_handler(ServiceError)
     def _service_error(error: ServiceError) -> Response:
-        return error_response(error.status_code, error.msg)
+        # Powertools allows a dict message; the "error" of API.md is always text.
+        message = error.msg if isinstance(error.msg, str) else json.dumps(error.msg)
+        return error_response(error.status_code, message)
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response:

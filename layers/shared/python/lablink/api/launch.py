@@ -18,9 +18,9 @@ from lablink.runtime import config, database
 app = make_resolver()
 
 
-def _accepted(operation_id: str, hostnames: list[str]) -> Response:
+def _accepted(operation_id: str, hostnames: list[str]) -> Response[OperationAccepted]:
     body = OperationAccepted(operation_id=operation_id, hostnames=hostnames)
-    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body.model_dump())
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
 
 
 def _start(payload: dict) -> None:
@@ -61,7 +61,7 @@ def launch(body: Annotated[LaunchRequest, Body()]) -> Response[OperationAccepted
 def destroy(body: Annotated[DestroyRequest, Body()]) -> Response[OperationAccepted]:
     db = database("launch")
     everything = body.hostnames is None
-    hostnames = db.vms.list_hostnames() if everything else list(dict.fromkeys(body.hostnames))
+    hostnames = db.vms.list_hostnames() if body.hostnames is None else list(dict.fromkeys(body.hostnames))
     operation_id = db.operations.create("destroy", hostnames)
     _start({"kind": "destroy", "operation_id": str(operation_id), "hostnames": hostnames, "all": everything})
     return _accepted(str(operation_id), hostnames)
@@ -72,4 +72,4 @@ def operation(operation_id: Annotated[str, Path(max_length=64)]) -> OperationOut
     found = database("launch").operations.get(operation_id)
     if found is None:
         raise ApiError(404, f"No operation has the id {operation_id}.")
-    return OperationOut(**{key: found[key] for key in OperationOut.model_fields})
+    return OperationOut.model_validate({key: value for key, value in found.items() if key in OperationOut.model_fields})

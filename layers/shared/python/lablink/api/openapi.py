@@ -15,7 +15,7 @@ SECURITY_SCHEMES = {
     "adminBasic": {"type": "http", "scheme": "basic", "description": "The admin user and password (Secrets Manager)."},
     "vmBearer": {"type": "http", "scheme": "bearer", "description": "The token minted for this VM at launch."},
 }
-_SECURITY = {Auth.PUBLIC: [], Auth.ADMIN: [{"adminBasic": []}], Auth.VM: [{"vmBearer": []}]}
+_SECURITY: dict[Auth, list[dict[str, list[str]]]] = {Auth.PUBLIC: [], Auth.ADMIN: [{"adminBasic": []}], Auth.VM: [{"vmBearer": []}]}
 
 # What the resolvers cannot say about themselves (each found by fuzzing against this
 # document): the error body of API.md on every error, the errors every body or path value

@@ -120,4 +120,4 @@ def request_vm(
         "Your VM's CRD command and PIN were updated." if assignment.rejoined else "VM assigned. Connect at remotedesktop.google.com/access."
     )
     body = AssignmentOut(hostname=assignment.hostname, pin=assignment.pin, message=message)
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body.model_dump())
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)

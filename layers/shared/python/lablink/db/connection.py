@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg2
 import psycopg2.errors
@@ -58,7 +58,7 @@ def database_url() -> str:
 
 
 class Connection:
-    """Runs statements on one connection, in autocommit: a single statement is its own
+    """Runs statements on one connection (its cursors return rows as dicts), in autocommit: a single statement is its own
     transaction with no BEGIN/COMMIT round trips; work that needs several statements asks
     for a transaction (``atomic``). Statements of different threads take turns."""
 
@@ -129,7 +129,7 @@ class Connection:
     def one(self, query: Query, params: Params = None) -> Row | None:
         def work(cur: Cursor) -> Row | None:
             cur.execute(query, params)
-            return cur.fetchone() if cur.description else None
+            return cast(Row | None, cur.fetchone()) if cur.description else None
 
         return self.run(work)
 
@@ -143,7 +143,7 @@ class Connection:
     def all(self, query: Query, params: Params = None) -> list[Row]:
         def work(cur: Cursor) -> list[Row]:
             cur.execute(query, params)
-            return cur.fetchall()
+            return cast(list[Row], cur.fetchall())
 
         return self.run(work)
 

@@ -5,7 +5,7 @@
     db.vms.set_status(hostname, "running")
 
 Values always travel as parameters; the configured table name is a ``psycopg2.sql``
-identifier. Methods follow one convention: ``get``/``list``/``count`` read, ``insert``/
+identifier. Methods follow one convention: ``get``/``list_*``/``count_*`` read, ``insert``/
 ``set_*``/``delete`` write, and a domain verb names the rest (``claim``, ``append``,
 ``record``, ``reserve_launch``)."""
 

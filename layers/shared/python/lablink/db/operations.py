@@ -8,7 +8,7 @@ from typing import cast
 
 from psycopg2 import sql
 
-from lablink.db.connection import Connection, Cursor
+from lablink.db.connection import Connection, Cursor, Row
 from lablink.db.errors import FleetFull
 from lablink.db.tables import OPERATIONS, OperationRow, VmTable
 from lablink.models import vm_hostname
@@ -82,7 +82,7 @@ class Operations:
                 ).format(t=self._table.identifier, ops=OPERATIONS),
                 {"pattern": pattern},
             )
-            row = cur.fetchone()
+            row = cast(Row, cur.fetchone())  # an aggregate: always one row
             if row["n"] + count > max_vms:
                 raise FleetFull(
                     f"Launching {count} more VMs would make {row['n'] + count}, above the maximum of {max_vms}."

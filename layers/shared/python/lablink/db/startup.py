@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from psycopg2 import sql
 
-from lablink.db.connection import Connection, Cursor
+from lablink.db.connection import Connection, Cursor, Row
 from lablink.db.errors import UnknownVm
 from lablink.db.tables import VmTable
 from lablink.phases import METRIC_KEYS, PHASES, TOTAL_COLUMN
@@ -70,7 +70,7 @@ class StartupTimes:
 
         def work(cur: Cursor) -> float | None:
             cur.execute(self._merge, params)
-            row = cur.fetchone()
+            row = cast(Row | None, cur.fetchone())
             if row is None:
                 raise UnknownVm(hostname)
             return row["total"]

@@ -11,7 +11,7 @@ from lablink.db.tables import VmRow, VmTable
 from lablink.models import GpuHealth, VmStatus
 
 
-def checked_status(status: object) -> str:
+def checked_status(status: VmStatus | str) -> str:
     try:
         return VmStatus(status).value
     except ValueError:
@@ -49,7 +49,7 @@ class Vms:
     def exists(self, hostname: str) -> bool:
         return self._conn.one(self._table.query("SELECT 1 AS found FROM {t} WHERE hostname = %s"), (hostname,)) is not None
 
-    def list(self) -> list[VmRow]:
+    def list_all(self) -> list[VmRow]:
         """Every VM, oldest first."""
         return cast(list[VmRow], self._conn.all(self._table.query("SELECT {cols} FROM {t} ORDER BY createdat, hostname")))
 

@@ -54,7 +54,7 @@ def instance_tags(environment: str, hostname: str, operation_id: str) -> dict[st
     return {"Name": hostname, DEPLOYMENT_TAG: environment, HOSTNAME_TAG: hostname, OPERATION_TAG: operation_id}
 
 
-def run_instance(ec2, *, template_id: str, client_token: str, user_data: str, tags: dict[str, str], subnet_id: str | None) -> str:
+def run_instance(ec2, *, template_id: str, client_token: str, user_data: str | bytes, tags: dict[str, str], subnet_id: str | None) -> str:
     """Start one instance from the launch template; returns its id."""
     request = {
         "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": "$Latest"},

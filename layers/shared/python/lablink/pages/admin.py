@@ -30,7 +30,7 @@ AXIS_HEIGHT = 26
 
 
 def _seconds(value: object) -> str:
-    return "" if value is None else f"{float(value):.1f}"
+    return f"{value:.1f}" if isinstance(value, (int, float)) else ""
 
 
 def status_counts(vms: Sequence[Mapping]) -> dict[str, int]:
