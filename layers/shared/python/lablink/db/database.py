@@ -7,29 +7,32 @@
 Values always travel as parameters; the configured table name is a ``psycopg2.sql``
 identifier. Methods follow one convention: ``get``/``list_*``/``count_*`` read, ``insert``/
 ``set_*``/``delete`` write, and a domain verb names the rest (``claim``, ``append``,
-``record``, ``reserve_launch``)."""
+``record``, ``reserve_launch``).
+
+A repository's module is imported when first used: each function pays on its cold start for
+the concerns it touches (the authorizer only for ``vms``)."""
 
 from __future__ import annotations
 
+from functools import cached_property
+from typing import TYPE_CHECKING
+
 from lablink.config import DbConfig
-from lablink.db.assignments import Assignments
 from lablink.db.connection import Connection, database_url
-from lablink.db.operations import Operations
-from lablink.db.startup import StartupTimes
 from lablink.db.tables import VmTable
-from lablink.db.vm_logs import VmLogs
-from lablink.db.vms import Vms
+
+if TYPE_CHECKING:
+    from lablink.db.assignments import Assignments
+    from lablink.db.operations import Operations
+    from lablink.db.startup import StartupTimes
+    from lablink.db.vm_logs import VmLogs
+    from lablink.db.vms import Vms
 
 
 class Database:
     def __init__(self, dsn: str, db: DbConfig | None = None, actor: str = "lablink") -> None:
         self.connection = Connection(dsn, actor)
         self.table = VmTable(db or DbConfig())
-        self.vms = Vms(self.connection, self.table)
-        self.assignments = Assignments(self.connection, self.table)
-        self.startup = StartupTimes(self.connection, self.table)
-        self.logs = VmLogs(self.connection, self.table)
-        self.operations = Operations(self.connection, self.table)
 
     @classmethod
     def from_env(cls, db: DbConfig | None = None, actor: str = "lablink") -> Database:
@@ -37,3 +40,33 @@ class Database:
 
     def close(self) -> None:
         self.connection.close()
+
+    @cached_property
+    def vms(self) -> Vms:
+        from lablink.db.vms import Vms
+
+        return Vms(self.connection, self.table)
+
+    @cached_property
+    def assignments(self) -> Assignments:
+        from lablink.db.assignments import Assignments
+
+        return Assignments(self.connection, self.table)
+
+    @cached_property
+    def startup(self) -> StartupTimes:
+        from lablink.db.startup import StartupTimes
+
+        return StartupTimes(self.connection, self.table)
+
+    @cached_property
+    def logs(self) -> VmLogs:
+        from lablink.db.vm_logs import VmLogs
+
+        return VmLogs(self.connection, self.table)
+
+    @cached_property
+    def operations(self) -> Operations:
+        from lablink.db.operations import Operations
+
+        return Operations(self.connection, self.table)
