@@ -97,6 +97,9 @@ class Agent:
         self.stop = threading.Event()
         self.client = Client(settings, self.stop)
         self.state = State(settings.state_file)
+        self.crd_commands = crd.CrdCommands(
+            settings.crd_launcher, settings.crd_host_configs_command, settings.crd_daemon_command, settings.crd_timeout_seconds
+        )
         self.gpu = Watcher("gpu-health", probes.gpu_status, self.client.report_gpu, settings.check_seconds, self.stop)
         self.in_use = Watcher(
             "in-use",
@@ -158,9 +161,7 @@ class Agent:
             self.client.report_status("error", f"assignment refused: {refused}")
             return
         log.info("assigned: starting Chrome Remote Desktop")
-        result = crd.start_host(
-            self.settings.crd_launcher, code, self.settings.hostname, pin, self.settings.crd_timeout_seconds
-        )
+        result = crd.start_host(self.crd_commands, code, self.settings.hostname, pin)
         if result.ok:
             log.info("Chrome Remote Desktop started (%s)", result.detail)
             self.client.report_status("running")  # stored as 'assigned' while the VM is assigned

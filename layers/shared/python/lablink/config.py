@@ -26,10 +26,15 @@ class DbConfig(_Section):
     message_channel: str = Field("vm_updates", min_length=1, max_length=63)
 
 
+CLIENT_IMAGE = "ghcr.io/talmolab/lablink-client-base-image:linux-amd64-a1a5c0aa2c5b06a4ae24b1a0e76c52280b9557fe-test"
+
+
 class MachineConfig(_Section):
     machine_type: str = "g4dn.xlarge"
     ami_id: str = ""
-    image: str = "ghcr.io/talmolab/lablink-client-base-image:latest"
+    # The last upstream build with Chrome Remote Desktop (148.x, the container fixes of
+    # talmolab/lablink #330/#334, commit a1a5c0aa); ":latest" now ships KasmVNC, without CRD.
+    image: str = CLIENT_IMAGE
     # None means "no tutorial repository", never the string "None" (a bug of the original).
     repository: str | None = None
     software: str = "sleap"
