@@ -97,9 +97,6 @@ class Agent:
         self.stop = threading.Event()
         self.client = Client(settings, self.stop)
         self.state = State(settings.state_file)
-        self.crd_commands = crd.CrdCommands(
-            settings.crd_launcher, settings.crd_host_configs_command, settings.crd_daemon_command, settings.crd_timeout_seconds
-        )
         self.gpu = Watcher("gpu-health", probes.gpu_status, self.client.report_gpu, settings.check_seconds, self.stop)
         self.in_use = Watcher(
             "in-use",
@@ -161,7 +158,7 @@ class Agent:
             self.client.report_status("error", f"assignment refused: {refused}")
             return
         log.info("assigned: starting Chrome Remote Desktop")
-        result = crd.start_host(self.crd_commands, code, self.settings.hostname, pin)
+        result = crd.start_host(self.settings, code, pin)
         if result.ok:
             log.info("Chrome Remote Desktop started (%s)", result.detail)
             self.client.report_status("running")  # stored as 'assigned' while the VM is assigned

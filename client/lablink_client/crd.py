@@ -14,6 +14,8 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lablink_client.settings import Settings
+
 REDIRECT_URL = "https://remotedesktop.google.com/_/oauthredirect"
 # The alphabet of CRD authorization codes (e.g. "4/0AbCd..."); the API allows no more.
 CODE_RE = re.compile(r"[A-Za-z0-9/_-]{1,512}")
@@ -51,16 +53,6 @@ def start_host_argv(launcher: Sequence[str], code: str, hostname: str) -> list[s
 
 
 @dataclass(frozen=True)
-class CrdCommands:
-    """Fixed argv lists from the agent's settings; none holds anything the researcher wrote."""
-
-    launcher: Sequence[str]  # precedes the start-host arguments
-    host_configs: Sequence[str]  # prints one line (path and mtime) per host#*.json
-    daemon: Sequence[str]  # starts the host daemon from the registered config
-    timeout: float
-
-
-@dataclass(frozen=True)
 class CrdResult:
     ok: bool
     detail: str  # exit status and the tail of the output, the code masked
@@ -76,32 +68,28 @@ def host_configs(command: Sequence[str], timeout: float) -> frozenset[str]:
 
 
 def _run(argv: Sequence[str], timeout: float, stdin: str | None, secrets: Sequence[str]) -> CrdResult:
-    name = argv[0].rsplit("/", 1)[-1]
     try:
         done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError:
         return CrdResult(False, f"{argv[0]} not found")
     except subprocess.TimeoutExpired:
-        return CrdResult(False, f"{name} did not finish within {timeout:g} s")
+        return CrdResult(False, f"{argv[0]} did not finish within {timeout:g} s")
     output = done.stdout + done.stderr
     for secret in secrets:
         output = output.replace(secret, "<secret>")
     return CrdResult(done.returncode == 0, f"exit status {done.returncode}; output: {output.strip()[-1500:]}")
 
 
-def start_host(commands: CrdCommands, code: str, hostname: str, pin: str) -> CrdResult:
+def start_host(settings: Settings, code: str, pin: str) -> CrdResult:
     """Register the host; when start-host fails yet left a new host config (CRD 148+ in a
     container), start the daemon ourselves. Failure only when nothing was registered or the
     daemon would not start."""
-    before = host_configs(commands.host_configs, commands.timeout)
-    argv = start_host_argv(commands.launcher, code, hostname)
-    registration = _run(argv, commands.timeout, f"{pin}\n{pin}\n", secrets=(code, pin))
-    if registration.ok:
+    timeout = settings.crd_timeout_seconds
+    before = host_configs(settings.crd_host_configs_command, timeout)
+    argv = start_host_argv(settings.crd_launcher, code, settings.hostname)
+    registration = _run(argv, timeout, f"{pin}\n{pin}\n", secrets=(code, pin))
+    if registration.ok or not host_configs(settings.crd_host_configs_command, timeout) - before:
         return registration
-    if not host_configs(commands.host_configs, commands.timeout) - before:
-        return registration
-    daemon = _run(commands.daemon, commands.timeout, None, secrets=(code, pin))
+    daemon = _run(settings.crd_daemon_command, timeout, None, secrets=(code, pin))
     outcome = "host daemon started" if daemon.ok else "host daemon failed to start"
-    return CrdResult(
-        daemon.ok, f"start-host {registration.detail}; host registered anyway, {outcome}: {daemon.detail}"
-    )
+    return CrdResult(daemon.ok, f"start-host {registration.detail}; host registered anyway, {outcome}: {daemon.detail}")

@@ -9,6 +9,7 @@ import pytest
 from client_fakes import FakeHost
 
 from lablink_client import crd
+from lablink_client.settings import Settings
 
 CODE = "4/0AbCdEf-gh_IJ/kl"
 CANONICAL = (
@@ -57,16 +58,20 @@ def host(tmp_path, monkeypatch) -> FakeHost:
     return host
 
 
-def commands(host: FakeHost, **overrides) -> crd.CrdCommands:
-    settings = {**host.crd_settings(), **overrides}
-    return crd.CrdCommands(
-        settings["crd_launcher"], settings["crd_host_configs_command"], settings["crd_daemon_command"], timeout=30
+def settings(host: FakeHost, hostname: str = "lablink-vm-dev-1", **overrides) -> Settings:
+    return Settings(
+        hostname=hostname,
+        token="t" * 32,
+        api_url="http://api",
+        listener_url="http://listener",
+        software="sleap",
+        **{**host.crd_settings(), "crd_timeout_seconds": 30, **overrides},
     )
 
 
 def test_start_host_gets_the_argv_and_the_pin_twice(host):
     host.start_host_registers()
-    result = crd.start_host(commands(host), CODE, "lablink-vm-dev-1", "123456")
+    result = crd.start_host(settings(host), CODE, "123456")
     assert result.ok, result.detail
     assert host.start_host_calls() == [
         {
@@ -85,7 +90,7 @@ def test_start_host_gets_the_argv_and_the_pin_twice(host):
 def test_a_registered_host_whose_start_host_failed_gets_its_daemon_started(host):
     host.start_host_registers()
     host.start_host_exits(1)  # CRD 148: "System has not been booted with systemd"
-    result = crd.start_host(commands(host), CODE, "lablink-vm-dev-1", "123456")
+    result = crd.start_host(settings(host), CODE, "123456")
     assert result.ok, result.detail
     assert len(host.host_configs()) == 1
     assert [call["argv"] for call in host.host_daemon_calls()] == [["--start", "--new-session"]]
@@ -94,7 +99,7 @@ def test_a_registered_host_whose_start_host_failed_gets_its_daemon_started(host)
 
 def test_a_failing_start_host_that_registered_nothing_is_a_failure(host):
     host.start_host_exits(1)
-    result = crd.start_host(commands(host), CODE, "lablink-vm-dev-1", "123456")
+    result = crd.start_host(settings(host), CODE, "123456")
     assert not result.ok
     assert "exit status 1" in result.detail
     assert host.host_configs() == [] and host.host_daemon_calls() == []
@@ -102,10 +107,10 @@ def test_a_failing_start_host_that_registered_nothing_is_a_failure(host):
 
 def test_a_host_config_left_by_an_earlier_assignment_is_not_a_registration(host):
     host.start_host_registers()
-    assert crd.start_host(commands(host), "first-code", "h", "123456").ok
+    assert crd.start_host(settings(host), "first-code", "123456").ok
     (host.bin / "start-host.registers").unlink()
     host.start_host_exits(1)  # e.g. the new code expired: the old config stays as it was
-    result = crd.start_host(commands(host), "second-code", "h", "123456")
+    result = crd.start_host(settings(host), "second-code", "123456")
     assert not result.ok
     assert host.host_daemon_calls() == []
 
@@ -114,7 +119,7 @@ def test_a_daemon_that_will_not_start_is_a_failure(host):
     host.start_host_registers()
     host.start_host_exits(1)
     host.host_daemon_exits(2)
-    result = crd.start_host(commands(host), CODE, "h", "123456")
+    result = crd.start_host(settings(host), CODE, "123456")
     assert not result.ok
     assert "host daemon failed to start" in result.detail and "exit status 2" in result.detail
 
@@ -123,17 +128,16 @@ def test_a_failing_start_host_is_a_failure_with_its_status_and_no_secret(host, t
     script = tmp_path / "noisy-start-host"
     script.write_text('#!/bin/bash\necho "bad code $1 pin $(cat)"\nexit 3\n')
     script.chmod(0o755)
-    result = crd.start_host(commands(host, crd_launcher=[str(script)]), CODE, "lablink-vm-dev-1", "123456")
+    result = crd.start_host(settings(host, crd_launcher=[str(script)]), CODE, "123456")
     assert not result.ok
     assert "exit status 3" in result.detail
     assert CODE not in result.detail and "123456" not in result.detail
 
 
 def test_a_missing_or_hanging_start_host_is_a_failure(host, tmp_path):
-    assert not crd.start_host(commands(host, crd_launcher=[str(tmp_path / "nowhere")]), CODE, "h", "123456").ok
+    assert not crd.start_host(settings(host, crd_launcher=[str(tmp_path / "nowhere")]), CODE, "123456").ok
     sleeper = tmp_path / "sleeper"
     sleeper.write_text("#!/bin/bash\nsleep 30\n")
     sleeper.chmod(0o755)
-    hanging = crd.CrdCommands([str(sleeper)], host.crd_settings()["crd_host_configs_command"], ["true"], timeout=0.5)
-    result = crd.start_host(hanging, CODE, "h", "123456")
+    result = crd.start_host(settings(host, crd_launcher=[str(sleeper)], crd_timeout_seconds=0.5), CODE, "123456")
     assert not result.ok and "did not finish" in result.detail
