@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import cdk_monitoring_constructs as monitoring
-from aws_cdk import Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -184,6 +184,10 @@ class MonitoringStack(Stack):
             "AlarmTopicKey",
             description=f"LabLink {env_name}: encrypts the alarm notifications",
             enable_key_rotation=True,
+            # Only notifications in flight depend on it: `cdk destroy` schedules its deletion
+            # (the shortest waiting period) instead of leaving a key billed every month.
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
         )
         key.add_to_resource_policy(
             iam.PolicyStatement(

@@ -95,6 +95,7 @@ def test_the_topic_is_encrypted_with_a_key_cloudwatch_may_use_and_refuses_plain_
     key_id = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
     key = synth.resources(MONITORING, "AWS::KMS::Key")[key_id]
     assert key["Properties"]["EnableKeyRotation"] is True
+    assert (key["DeletionPolicy"], key["Properties"]["PendingWindowInDays"]) == ("Delete", 7)
     cloudwatch = [
         statement
         for statement in key["Properties"]["KeyPolicy"]["Statement"]
