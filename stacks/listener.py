@@ -179,7 +179,7 @@ class ListenerStack(Stack):
         http = self.load_balancer.add_listener(
             "Http", port=LISTENER_LB_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False
         )
-        http.add_targets(
+        self.target_group = http.add_targets(
             "Tasks",
             port=LISTENER_PORT,
             protocol=elbv2.ApplicationProtocol.HTTP,

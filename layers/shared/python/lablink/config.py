@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lablink import environment
 
@@ -84,6 +84,18 @@ class DeployConfig(_Section):
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365] = 30
     api_rate_limit: int = Field(50, ge=1, le=10_000)
     api_burst_limit: int = Field(100, ge=1, le=5_000)
+    # Where the alarms (and the budget) send email; empty: the alarms notify only the SNS topic.
+    # A shape check rather than email-validator: every function parses this model at cold start,
+    # and importing email-validator costs ~175 ms there.
+    alarm_email: str = Field("", pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+    # A monthly AWS Budgets alert (email at 80% and 100% of actual spend); None: no budget.
+    monthly_budget_usd: int | None = Field(None, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _budget_needs_an_email(self) -> DeployConfig:
+        if self.monthly_budget_usd is not None and not self.alarm_email:
+            raise ValueError("monthly_budget_usd needs alarm_email (the budget's alert goes there)")
+        return self
 
 
 class LablinkConfig(_Section):
