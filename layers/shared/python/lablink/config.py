@@ -7,6 +7,7 @@ the ``LABLINK_CONFIG_JSON`` environment variable, by every Lambda function and t
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -63,8 +64,27 @@ class StartupScriptConfig(_Section):
     on_error: Literal["continue", "fail"] = "continue"
 
 
+# The load balancer in front of the listener closes a connection on which nothing was sent for
+# its idle timeout: several heartbeats, never under two minutes. A `wait=` poll sends nothing
+# until it ends, so the listener refuses a `wait` that does not end a margin before that timeout.
+# The CDK app (the load balancer) and the listener (its cap) both read them from here.
+LISTENER_IDLE_HEARTBEATS = 3
+LISTENER_MIN_IDLE_SECONDS = 120
+LISTENER_WAIT_MARGIN_SECONDS = 10
+
+
 class ListenerConfig(_Section):
     heartbeat_seconds: float = Field(20.0, gt=0, le=300)
+
+    @property
+    def idle_timeout_seconds(self) -> int:
+        """The listener load balancer's idle timeout."""
+        return max(LISTENER_MIN_IDLE_SECONDS, math.ceil(self.heartbeat_seconds * LISTENER_IDLE_HEARTBEATS))
+
+    @property
+    def max_wait_seconds(self) -> int:
+        """The longest `wait=` the listener accepts: it ends before the load balancer gives up."""
+        return self.idle_timeout_seconds - LISTENER_WAIT_MARGIN_SECONDS
 
 
 class DeployConfig(_Section):
