@@ -8,6 +8,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jsii
@@ -16,14 +17,18 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from lablink.config import LablinkConfig
 from stacks.constants import (
+    BUNDLED_STARTUP_SCRIPT,
     CLIENT_DIR,
     FUNCTIONS_DIR,
     LAMBDA_ARCHITECTURE,
+    LAMBDA_TASK_ROOT,
     LAYER_REQUIREMENTS,
     LAYER_SOURCE_DIR,
     PIP_PLATFORM,
     PYTHON_RUNTIME,
+    PROVISION_FUNCTION,
     PYTHON_VERSION,
     ROOT,
     RUNTIME_PROVIDED,
@@ -159,9 +164,37 @@ def layer_asset_hash(layer: lambda_.LayerVersion) -> str:
     return asset.asset_hash
 
 
-def function_code(name: str) -> lambda_.Code:
-    """functions/<name>/ as it is: thin handlers import everything else from the layer."""
+def _startup_script_path(name: str, config: LablinkConfig) -> Path | None:
+    """The deployer's startup script, when this function renders user data and one is configured."""
+    if name != PROVISION_FUNCTION or not config.startup_script.path:
+        return None
+    path = Path(config.startup_script.path).expanduser()
+    if not path.is_file():
+        # Fail the synth, not the first launch in AWS: the file is read here, not in Lambda.
+        raise FileNotFoundError(f"startup_script.path: {path} is not a readable file")
+    return path
+
+
+def function_code(name: str, config: LablinkConfig) -> lambda_.Code:
+    """functions/<name>/ as it is (thin handlers import everything else from the layer); the
+    provisioning function's asset also carries the configured startup script."""
     folder = FUNCTIONS_DIR / name
     if not (folder / "handler.py").is_file():
         raise FileNotFoundError(f"{folder}/handler.py is missing: every Lambda function is a folder with handler.py")
-    return lambda_.Code.from_asset(str(folder), exclude=_CODE_EXCLUDES)
+    script = _startup_script_path(name, config)
+    if script is None:
+        return lambda_.Code.from_asset(str(folder), exclude=_CODE_EXCLUDES)
+    # A staging copy: the CDK copies it into the cloud assembly at synth, hashed by content.
+    staged = Path(tempfile.mkdtemp(prefix=f"lablink-{name}-"))
+    shutil.copytree(folder, staged, ignore=shutil.ignore_patterns(*_CODE_EXCLUDES), dirs_exist_ok=True)
+    shutil.copy2(script, staged / BUNDLED_STARTUP_SCRIPT)
+    return lambda_.Code.from_asset(str(staged))
+
+
+def function_config(name: str, config: LablinkConfig) -> LablinkConfig:
+    """The configuration a function runs with: the startup script's path is where the
+    function's own asset holds it in Lambda, not the deployer's file."""
+    if _startup_script_path(name, config) is None:
+        return config
+    startup = config.startup_script.model_copy(update={"path": f"{LAMBDA_TASK_ROOT}/{BUNDLED_STARTUP_SCRIPT}"})
+    return config.model_copy(update={"startup_script": startup})
