@@ -4,7 +4,9 @@ the fallback where pip cannot run locally."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -27,8 +29,8 @@ from stacks.constants import (
     LAYER_REQUIREMENTS,
     LAYER_SOURCE_DIR,
     PIP_PLATFORM,
-    PYTHON_RUNTIME,
     PROVISION_FUNCTION,
+    PYTHON_RUNTIME,
     PYTHON_VERSION,
     ROOT,
     RUNTIME_PROVIDED,
@@ -49,10 +51,36 @@ def layer_inputs() -> list[Path]:
     return [LAYER_REQUIREMENTS, *_files(SQL_DIR, "*.sql"), *_files(CLIENT_DIR), *package]
 
 
+def runtime_python() -> list[str] | None:
+    """A command that runs the Lambda runtime's Python here, or None: this interpreter when it
+    is that version, else the Debian root of scripts/runtime-python (LABLINK_RUNTIME_ROOT) run
+    through the root's own dynamic loader and libraries (no chroot, so no root privileges)."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == PYTHON_VERSION:
+        return [sys.executable]
+    root = os.environ.get("LABLINK_RUNTIME_ROOT")
+    if not root:
+        return None
+    libraries = f"{root}/lib/x86_64-linux-gnu:{root}/usr/lib/x86_64-linux-gnu"
+    return [f"{root}/lib64/ld-linux-x86-64.so.2", "--library-path", libraries, f"{root}/usr/bin/python{PYTHON_VERSION}"]
+
+
+@functools.cache
+def layer_bytecode() -> str:
+    """What the layer's bytecode is: the runtime Python's magic number, or "source" when no
+    runtime Python is at hand (then every cold start compiles the package: /opt is read-only
+    in Lambda, so nothing is cached between cold starts)."""
+    python = runtime_python()
+    if python is None:
+        return "source"
+    magic = "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())"
+    return "pyc-" + subprocess.run([*python, "-c", magic], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def layer_source_hash() -> str:
-    """The layer's identity: what goes into it (pinned requirements, the package, the schema)
-    and the platform it is built for. Same inputs, same asset: nothing is rebuilt."""
-    digest = hashlib.sha256(f"{PYTHON_VERSION}|{PIP_PLATFORM}".encode())
+    """The layer's identity: what goes into it (pinned requirements, the package, the schema),
+    the platform it is built for and whether it carries bytecode. Same inputs, same asset:
+    nothing is rebuilt."""
+    digest = hashlib.sha256(f"{PYTHON_VERSION}|{PIP_PLATFORM}|{layer_bytecode()}".encode())
     for path in layer_inputs():
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -85,6 +113,24 @@ def _drop_runtime_sdk(python_dir: Path) -> None:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def _precompile(python_dir: Path) -> bool:
+    """Bytecode of the whole layer for the runtime's Python, when one is at hand (see
+    layer_bytecode). unchecked-hash: the CDK zips assets with fixed 1980 timestamps, which
+    would make timestamp-checked .pyc files stale on arrival; the layer never changes in place.
+    Paths in tracebacks read /opt/python, where Lambda mounts the layer."""
+    python = runtime_python()
+    if python is None:
+        return True
+    command = [
+        *python, "-m", "compileall", "-q", "-j", "1", "--invalidation-mode", "unchecked-hash",
+        "-s", str(python_dir), "-p", "/opt/python", str(python_dir),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        print(f"precompiling the layer failed:\n{result.stdout}{result.stderr}", file=sys.stderr)
+    return result.returncode == 0
+
+
 @jsii.implements(ILocalBundling)
 class LocalPipBundling:
     """Builds the layer on this machine: pip installs requirements/layer.txt as binary wheels for
@@ -111,7 +157,7 @@ class LocalPipBundling:
         shutil.rmtree(python_dir / "bin", ignore_errors=True)
         _drop_runtime_sdk(python_dir)
         _copy_package(python_dir)
-        return True
+        return _precompile(python_dir)
 
 
 _DOCKER_COMMAND = (

@@ -15,7 +15,6 @@ from bundle_support import STARTUP_SCRIPT, LambdaRoot
 from moto.server import ThreadedMotoServer
 
 
-
 @pytest.fixture(scope="session")
 def runtime_root() -> Path:
     root = os.environ.get("LABLINK_RUNTIME_ROOT")

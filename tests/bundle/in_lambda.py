@@ -8,11 +8,13 @@ payloads the launch routes handed to the asynchronous invoke.
 """
 
 import json
+import os
 import sys
 import time
 
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 # Lambda's module search path for Python 3.12+ runtimes: the function, the layer, the runtime.
-sys.path[:0] = ["/var/task", "/opt/python/lib/python%d.%d/site-packages" % sys.version_info[:2], "/opt/python", "/var/runtime"]
+sys.path[:0] = ["/var/task", f"/opt/python/lib/python{PYTHON}/site-packages", "/opt/python", "/var/runtime"]
 
 
 class Context:
@@ -47,10 +49,12 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "python": "%d.%d" % sys.version_info[:2],
+                "python": PYTHON,
                 "handler_file": handler.__file__,
                 "package_file": lablink.__file__,
                 "import_ms": import_ms,
+                # As in Lambda: /var/task and /opt are read-only, nothing is cached between cold starts.
+                "read_only": not os.access("/var/task", os.W_OK) and not os.access("/opt/python", os.W_OK),
                 "result": result,
                 "dispatched": dispatched,
             },

@@ -43,6 +43,8 @@ def offline_environment() -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith("AWS_") and not key.startswith("CDK_") and not key.startswith("LABLINK_")
     }
+    if "LABLINK_RUNTIME_ROOT" in os.environ:  # the layer then carries the runtime's bytecode
+        env["LABLINK_RUNTIME_ROOT"] = os.environ["LABLINK_RUNTIME_ROOT"]
     env.update(
         AWS_EC2_METADATA_DISABLED="true",
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
