@@ -34,10 +34,11 @@ class Context:
 
 def main() -> None:
     request = json.loads(sys.argv[1])
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     import handler
 
     import_ms = (time.perf_counter() - started) * 1000
+    import_cpu_ms = (time.process_time() - cpu) * 1000
     import lablink
     from lablink.fleet import dispatch
 
@@ -52,7 +53,8 @@ def main() -> None:
                 "python": PYTHON,
                 "handler_file": handler.__file__,
                 "package_file": lablink.__file__,
-                "import_ms": import_ms,
+                "import_ms": import_ms,  # wall clock; the CPU time is what the import cost on a busy machine
+                "import_cpu_ms": import_cpu_ms,
                 # As in Lambda: /var/task and /opt are read-only, nothing is cached between cold starts.
                 "read_only": not os.access("/var/task", os.W_OK) and not os.access("/opt/python", os.W_OK),
                 "result": result,
