@@ -8,6 +8,13 @@ The X-Ray SDK is not part of these figures: it is loaded on the first traced inv
 (lablink.observability); its import time is printed on its own line for the record.
 
     .venv/bin/python -m bench.cold_start [--runs 7]
+
+With --assembly, each handler is instead imported from the synthesized assets on the Lambda
+runtime's Python, laid out as in Lambda (read-only /var/task and /opt/python: the way
+tests/bundle runs them; needs root and LABLINK_RUNTIME_ROOT, see scripts/runtime-python):
+
+    npx cdk synth --quiet --output /tmp/cdk.out      # the default (dev) deployment
+    LABLINK_RUNTIME_ROOT="$(scripts/runtime-python)" .venv/bin/python -m bench.cold_start --assembly /tmp/cdk.out
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,20 +80,52 @@ def measure(probe: str, args: list[str], runs: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
+def bundle_measure(assembly: Path) -> tuple[list[str], Callable[[str, int], tuple[float, float]]]:
+    """The functions of a synthesized assembly, and a measure of one of them imported from its
+    asset on the runtime's Python (tests/bundle's Lambda layout)."""
+    sys.path[:0] = [str(ROOT / "tests" / "infra"), str(ROOT / "tests" / "bundle")]
+    from assembly import Synth
+    from bundle_support import LambdaRoot
+
+    from lablink.config import parse_config
+
+    synth = Synth(assembly, parse_config({}), 0, "")
+    # An import reaches no AWS service: the endpoint is never called.
+    lambda_root = LambdaRoot(Path(os.environ["LABLINK_RUNTIME_ROOT"]), synth, "http://127.0.0.1:9")
+
+    def measure_function(name: str, runs: int) -> tuple[float, float]:
+        loaded = [lambda_root.invoke(name, {}) for _ in range(runs)]
+        return (
+            statistics.median(x["import_ms"] for x in loaded),
+            statistics.median(x["import_cpu_ms"] for x in loaded),
+        )
+
+    return sorted(synth.lambda_functions()), measure_function
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--assembly", type=Path, help="a cdk synth output: measure its assets on the runtime Python")
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs", flush=True)
+    if args.assembly:
+        names, measure_function = bundle_measure(args.assembly)
+    else:
+        names = [handler.parent.name for handler in sorted(FUNCTIONS.glob("*/handler.py"))]
+
+        def measure_function(name: str, runs: int) -> tuple[float, float]:
+            return measure(PROBE, [str(FUNCTIONS / name / "handler.py")], runs)
+
     results = {}
-    for handler in sorted(FUNCTIONS.glob("*/handler.py")):
-        name = handler.parent.name
-        wall, cpu = measure(PROBE, [str(handler)], args.runs)
+    for name in names:
+        wall, cpu = measure_function(name, args.runs)
         results[name] = round(wall, 1)
         verdict = "ok" if wall <= TARGET_MS else f"over the {TARGET_MS} ms target"
         print(f"{name:15s} {wall:7.1f} ms wall, {cpu:7.1f} ms CPU  (medians of {args.runs}; {verdict})", flush=True)
-    wall, cpu = measure(XRAY_PROBE, [], args.runs)
-    print(f"(X-Ray SDK with botocore, paid on the first traced invocation instead: {wall:.1f} ms wall, {cpu:.1f} ms CPU)", flush=True)
+    if not args.assembly:  # X-Ray is timed on this interpreter only
+        wall, cpu = measure(XRAY_PROBE, [], args.runs)
+        print(f"(X-Ray SDK with botocore, paid on the first traced invocation instead: {wall:.1f} ms wall, {cpu:.1f} ms CPU)", flush=True)
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     print(json.dumps(results))
     return 0

@@ -4,10 +4,13 @@ the fallback where pip cannot run locally."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jsii
@@ -16,13 +19,17 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from lablink.config import LablinkConfig
 from stacks.constants import (
+    BUNDLED_STARTUP_SCRIPT,
     CLIENT_DIR,
     FUNCTIONS_DIR,
     LAMBDA_ARCHITECTURE,
+    LAMBDA_TASK_ROOT,
     LAYER_REQUIREMENTS,
     LAYER_SOURCE_DIR,
     PIP_PLATFORM,
+    PROVISION_FUNCTION,
     PYTHON_RUNTIME,
     PYTHON_VERSION,
     ROOT,
@@ -44,10 +51,36 @@ def layer_inputs() -> list[Path]:
     return [LAYER_REQUIREMENTS, *_files(SQL_DIR, "*.sql"), *_files(CLIENT_DIR), *package]
 
 
+def runtime_python() -> list[str] | None:
+    """A command that runs the Lambda runtime's Python here, or None: this interpreter when it
+    is that version, else the Debian root of scripts/runtime-python (LABLINK_RUNTIME_ROOT) run
+    through the root's own dynamic loader and libraries (no chroot, so no root privileges)."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == PYTHON_VERSION:
+        return [sys.executable]
+    root = os.environ.get("LABLINK_RUNTIME_ROOT")
+    if not root:
+        return None
+    libraries = f"{root}/lib/x86_64-linux-gnu:{root}/usr/lib/x86_64-linux-gnu"
+    return [f"{root}/lib64/ld-linux-x86-64.so.2", "--library-path", libraries, f"{root}/usr/bin/python{PYTHON_VERSION}"]
+
+
+@functools.cache
+def layer_bytecode() -> str:
+    """What the layer's bytecode is: the runtime Python's magic number, or "source" when no
+    runtime Python is at hand (then every cold start compiles the package: /opt is read-only
+    in Lambda, so nothing is cached between cold starts)."""
+    python = runtime_python()
+    if python is None:
+        return "source"
+    magic = "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())"
+    return "pyc-" + subprocess.run([*python, "-c", magic], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def layer_source_hash() -> str:
-    """The layer's identity: what goes into it (pinned requirements, the package, the schema)
-    and the platform it is built for. Same inputs, same asset: nothing is rebuilt."""
-    digest = hashlib.sha256(f"{PYTHON_VERSION}|{PIP_PLATFORM}".encode())
+    """The layer's identity: what goes into it (pinned requirements, the package, the schema),
+    the platform it is built for and whether it carries bytecode. Same inputs, same asset:
+    nothing is rebuilt."""
+    digest = hashlib.sha256(f"{PYTHON_VERSION}|{PIP_PLATFORM}|{layer_bytecode()}".encode())
     for path in layer_inputs():
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -80,6 +113,24 @@ def _drop_runtime_sdk(python_dir: Path) -> None:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def _precompile(python_dir: Path) -> bool:
+    """Bytecode of the whole layer for the runtime's Python, when one is at hand (see
+    layer_bytecode). unchecked-hash: the CDK zips assets with fixed 1980 timestamps, which
+    would make timestamp-checked .pyc files stale on arrival; the layer never changes in place.
+    Paths in tracebacks read /opt/python, where Lambda mounts the layer."""
+    python = runtime_python()
+    if python is None:
+        return True
+    command = [
+        *python, "-m", "compileall", "-q", "-j", "1", "--invalidation-mode", "unchecked-hash",
+        "-s", str(python_dir), "-p", "/opt/python", str(python_dir),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        print(f"precompiling the layer failed:\n{result.stdout}{result.stderr}", file=sys.stderr)
+    return result.returncode == 0
+
+
 @jsii.implements(ILocalBundling)
 class LocalPipBundling:
     """Builds the layer on this machine: pip installs requirements/layer.txt as binary wheels for
@@ -106,7 +157,7 @@ class LocalPipBundling:
         shutil.rmtree(python_dir / "bin", ignore_errors=True)
         _drop_runtime_sdk(python_dir)
         _copy_package(python_dir)
-        return True
+        return _precompile(python_dir)
 
 
 _DOCKER_COMMAND = (
@@ -159,9 +210,37 @@ def layer_asset_hash(layer: lambda_.LayerVersion) -> str:
     return asset.asset_hash
 
 
-def function_code(name: str) -> lambda_.Code:
-    """functions/<name>/ as it is: thin handlers import everything else from the layer."""
+def _startup_script_path(name: str, config: LablinkConfig) -> Path | None:
+    """The deployer's startup script, when this function renders user data and one is configured."""
+    if name != PROVISION_FUNCTION or not config.startup_script.path:
+        return None
+    path = Path(config.startup_script.path).expanduser()
+    if not path.is_file():
+        # Fail the synth, not the first launch in AWS: the file is read here, not in Lambda.
+        raise FileNotFoundError(f"startup_script.path: {path} is not a readable file")
+    return path
+
+
+def function_code(name: str, config: LablinkConfig) -> lambda_.Code:
+    """functions/<name>/ as it is (thin handlers import everything else from the layer); the
+    provisioning function's asset also carries the configured startup script."""
     folder = FUNCTIONS_DIR / name
     if not (folder / "handler.py").is_file():
         raise FileNotFoundError(f"{folder}/handler.py is missing: every Lambda function is a folder with handler.py")
-    return lambda_.Code.from_asset(str(folder), exclude=_CODE_EXCLUDES)
+    script = _startup_script_path(name, config)
+    if script is None:
+        return lambda_.Code.from_asset(str(folder), exclude=_CODE_EXCLUDES)
+    # A staging copy: the CDK copies it into the cloud assembly at synth, hashed by content.
+    staged = Path(tempfile.mkdtemp(prefix=f"lablink-{name}-"))
+    shutil.copytree(folder, staged, ignore=shutil.ignore_patterns(*_CODE_EXCLUDES), dirs_exist_ok=True)
+    shutil.copy2(script, staged / BUNDLED_STARTUP_SCRIPT)
+    return lambda_.Code.from_asset(str(staged))
+
+
+def function_config(name: str, config: LablinkConfig) -> LablinkConfig:
+    """The configuration a function runs with: the startup script's path is where the
+    function's own asset holds it in Lambda, not the deployer's file."""
+    if _startup_script_path(name, config) is None:
+        return config
+    startup = config.startup_script.model_copy(update={"path": f"{LAMBDA_TASK_ROOT}/{BUNDLED_STARTUP_SCRIPT}"})
+    return config.model_copy(update={"startup_script": startup})

@@ -24,6 +24,10 @@ PYTHON_RUNTIME: lambda_.Runtime = getattr(lambda_.Runtime, "PYTHON_" + PYTHON_VE
 LAMBDA_ARCHITECTURE = lambda_.Architecture.X86_64
 PIP_PLATFORM = "manylinux2014_x86_64"
 HANDLER = "handler.handler"
+# Where Lambda unpacks a function's code; the configured startup script is bundled there, in
+# the provisioning function's asset (the only one that renders user data).
+LAMBDA_TASK_ROOT = "/var/task"
+BUNDLED_STARTUP_SCRIPT = "startup_script.sh"
 METRICS_NAMESPACE = "LabLink"  # the functions' CloudWatch metrics
 # Distributions the Lambda runtime provides, left out of the layer.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")

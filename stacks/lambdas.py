@@ -12,7 +12,7 @@ from constructs import Construct
 
 from lablink import environment
 from lablink.config import LablinkConfig
-from stacks.bundling import function_code
+from stacks.bundling import function_code, function_config
 from stacks.constants import (
     HANDLER,
     LAMBDA_ARCHITECTURE,
@@ -96,7 +96,7 @@ class LablinkFunction(Construct):
             runtime=PYTHON_RUNTIME,
             architecture=LAMBDA_ARCHITECTURE,
             handler=HANDLER,
-            code=function_code(name),
+            code=function_code(name, config),
             layers=[layer],
             role=self.role,
             log_group=self.log_group,
@@ -108,7 +108,7 @@ class LablinkFunction(Construct):
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[self.security_group],
             environment={
-                environment.CONFIG_JSON: config.model_dump_json(),
+                environment.CONFIG_JSON: function_config(name, config).model_dump_json(),
                 "POWERTOOLS_SERVICE_NAME": function_name,
                 environment.METRICS_NAMESPACE: METRICS_NAMESPACE,
                 **(extra_env or {}),

@@ -3,16 +3,19 @@ report, acknowledgements, and cross-stack references followed to their source.""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import pytest
+import yaml
 
-from lablink.config import LablinkConfig
+from lablink.config import LablinkConfig, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_PARTS = ("Network", "Database", "Logs", "Fleet", "Listener", "Api", "Monitoring")
@@ -42,6 +45,8 @@ def offline_environment() -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith("AWS_") and not key.startswith("CDK_") and not key.startswith("LABLINK_")
     }
+    if "LABLINK_RUNTIME_ROOT" in os.environ:  # the layer then carries the runtime's bytecode
+        env["LABLINK_RUNTIME_ROOT"] = os.environ["LABLINK_RUNTIME_ROOT"]
     env.update(
         AWS_EC2_METADATA_DISABLED="true",
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
@@ -137,3 +142,36 @@ class Synth:
             if isinstance(name, str) and name.startswith(prefix):
                 found[name.removeprefix(prefix).replace("-", "_")] = (part, lid, res)
         return found
+
+
+def shared_root(tmp_path_factory) -> Path:
+    """A folder every xdist worker of this session sees."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def synthesize(tmp_path_factory, name: str, config: dict | None) -> Synth:
+    """One `npx cdk synth` of ``config`` per test session, shared by every xdist worker."""
+    root = shared_root(tmp_path_factory)
+    outdir = root / f"cdk-{name}"
+    result_file = root / f"cdk-{name}.json"
+    with open(root / f"cdk-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker synthesizes, the others wait and reuse
+        if not result_file.exists():
+            command = ["npx", "--no-install", "cdk", "synth", "--quiet", "--output", str(outdir)]
+            if config is not None:
+                config_file = root / f"{name}.yaml"
+                config_file.write_text(yaml.safe_dump(config))
+                command += ["--context", f"config={config_file}"]
+            done = subprocess.run(
+                command,
+                cwd=ROOT,
+                env=offline_environment(),
+                capture_output=True,
+                text=True,
+                timeout=SYNTH_TIMEOUT,
+                check=False,
+            )
+            result_file.write_text(json.dumps({"returncode": done.returncode, "output": done.stdout + done.stderr}))
+    result = json.loads(result_file.read_text())
+    return Synth(outdir, parse_config(config or {}), result["returncode"], result["output"])
