@@ -3,6 +3,9 @@
 Every operation of the data layer is safe to run again after a lost connection (assignment
 returns the same VM to the same email, log events are keyed by their id, the rest are plain
 sets), so a statement whose connection broke is retried once on a fresh connection.
+
+A connection keeps no session state: in AWS it is one client of RDS Proxy (PgBouncer locally),
+which lends it a server connection for one transaction at a time (TRANSACTION_SETTINGS).
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class _SettingCursor(psycopg2.extras.RealDictCursor):
 
     settings = b""
 
-    def execute(self, query: str | bytes | sql.Composable, vars: Params = None) -> None:  # noqa: A002 (psycopg2's name)
+    def execute(self, query: str | bytes | sql.Composable, vars: Params = None) -> None:
         super().execute(self.settings + self.mogrify(query, vars))
 
     def control(self, command: str) -> None:
