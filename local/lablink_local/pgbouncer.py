@@ -76,9 +76,8 @@ class LocalPgBouncer:
                     "pool_mode = transaction",
                     f"default_pool_size = {self.pool_size}",
                     # By default PgBouncer waits 15 s after a failed server login before the next,
-                    # holding every query that long after a short database restart: a PgBouncer
-                    # habit, not an RDS Proxy limit (its clients wait for a database connection up
-                    # to the borrow timeout, 120 s by default, like query_wait_timeout here).
+                    # holding every query that long after a short database restart (the fault
+                    # proof restarts PostgreSQL): a PgBouncer habit, not an RDS Proxy limit.
                     "server_login_retry = 1",
                     "max_client_conn = 2000",
                     f"logfile = {self._dir / 'pgbouncer.log'}",
