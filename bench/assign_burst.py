@@ -2,10 +2,12 @@
 
 Runs this project's assign_vm (one UPDATE ... FOR UPDATE SKIP LOCKED) and, on the same
 machine in the same run, the original LabLink algorithm (SELECT the first free VM, then
-UPDATE it, then read back by email). Prints a human summary, then, as its last line, one
-JSON object with the figures of both.
+UPDATE it, then read back by email), both straight to PostgreSQL; then ours again through
+PgBouncer in transaction mode (the functions' path: RDS Proxy's stand-in) with
+--pool-size server connections. Prints a human summary, then, as its last line, one JSON
+object with the figures of the three ("lablink", "original", "lablink_pooled").
 
-    .venv/bin/python -m bench.assign_burst [--requests 1000] [--vms 300] [--connections 16]
+    .venv/bin/python -m bench.assign_burst [--requests 1000] [--vms 300] [--connections 16] [--pool-size 16]
 
 Each requester is its own process with its own connection, as Lambda execution
 environments are. The default of 16 stands for the RDS Proxy's pool of database connections
@@ -29,6 +31,7 @@ from lablink.config import DbConfig
 from lablink.db.assignments import new_pin
 from lablink.db.database import Database
 from lablink.db.errors import NoFreeVm
+from lablink_local.pgbouncer import DEFAULT_POOL_SIZE, LocalPgBouncer
 from lablink_local.postgres import create_migrated_database, database_server, drop_database
 from tests.support.db_probe import delete_all_vms
 
@@ -136,16 +139,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--vms", type=int, default=300)
     parser.add_argument("--connections", type=int, default=16, help="concurrent requester processes (one DB connection each)")
+    parser.add_argument("--pool-size", type=int, default=DEFAULT_POOL_SIZE, help="PgBouncer's server connections (the pooled run)")
     args = parser.parse_args()
 
-    with database_server() as admin_url:
+    with database_server() as admin_url, LocalPgBouncer(admin_url, pool_size=args.pool_size) as pooler:
         name = f"lablink_bench_{uuid.uuid4().hex[:8]}"
         url = create_migrated_database(admin_url, name)
+        runs = {"lablink": ("lablink", url), "original": ("original", url), "lablink_pooled": ("lablink", pooler.pooled(url))}
         try:
-            result = {"requests": args.requests, "vms": args.vms, "connections": args.connections}
-            for label in ALGORITHMS:
-                result[label] = run(url, label, args.requests, args.vms, args.connections)
-                print(f"{label:>8}: {json.dumps(result[label])}")
+            result = {"requests": args.requests, "vms": args.vms, "connections": args.connections, "pool_size": args.pool_size}
+            for label, (algorithm, path) in runs.items():
+                result[label] = run(path, algorithm, args.requests, args.vms, args.connections)
+                print(f"{label:>14}: {json.dumps(result[label])}")
         finally:
             drop_database(admin_url, name)
     print(json.dumps(result))

@@ -35,4 +35,14 @@ if [ -z "${DATABASE_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/nul
     .venv/bin/python -m pip install --quiet pgserver==0.1.4
   fi
 fi
+# PgBouncer: the functions' connection pooler in the local stack, the tests and the benchmarks
+# (RDS Proxy's stand-in, docs/RDS-PROXY.md); installed here when missing and we may.
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "==> installing PgBouncer (apt-get)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+  else
+    echo "==> no PgBouncer found: install it (apt-get install pgbouncer); lablink local and the API tests need it" >&2
+  fi
+fi
 export PATH="$ROOT/.venv/bin:$ROOT/node_modules/.bin:$PATH"

@@ -10,6 +10,7 @@ import pytest
 
 from lablink.config import DbConfig
 from lablink.db.database import Database
+from lablink_local.pgbouncer import LocalPgBouncer
 from lablink_local.postgres import create_database, create_migrated_database, database_server, drop_database
 
 
@@ -21,6 +22,14 @@ def _worker() -> str:
 def pg_admin_url():
     with database_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def pooler(pg_admin_url):
+    """PgBouncer in transaction mode in front of the test server: the functions' path to the
+    database, as RDS Proxy is in AWS (docs/RDS-PROXY.md)."""
+    with LocalPgBouncer(pg_admin_url) as bouncer:
+        yield bouncer
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +63,12 @@ def database_url(pg_admin_url, migrated_template):
     url = create_database(pg_admin_url, name, template=migrated_template)
     yield url
     drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def pooled_database_url(pooler, database_url):
+    """``database_url`` through the pooler: what the functions are given."""
+    return pooler.pooled(database_url)
 
 
 @pytest.fixture

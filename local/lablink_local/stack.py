@@ -1,6 +1,8 @@
 """`lablink local`: the whole system on this machine, no AWS account needed.
 
-- PostgreSQL: DATABASE_URL's server, else a throwaway cluster; a fresh database, migrated.
+- PostgreSQL: DATABASE_URL's server, else a throwaway cluster; a fresh database, migrated;
+  the functions reach it through PgBouncer in transaction mode (RDS Proxy's stand-in), the
+  listener and the migrations directly, as in AWS.
 - AWS: moto in server mode (EC2, CloudWatch Logs, Secrets Manager) holding the launch
   template, the client log group and the admin secret the CDK stacks would create.
 - The API: the API Gateway emulator over HTTP, running the real authorizer and functions
@@ -78,6 +80,7 @@ class LocalStack:
         self.progress = progress
         self._cleanup = contextlib.ExitStack()
         self.api_url = ""
+        self.database_url = ""  # direct (the listener's, and for checks); the functions' is pooled
         self.cloud: CloudResources | None = None  # once the emulator runs
         self.simulator: VmSimulator | None = None
 
@@ -108,6 +111,7 @@ class LocalStack:
         self._moto_import = threading.Thread(target=_import_moto_backends, name="moto-import", daemon=True)
         self._moto_import.start()
         self._step("PostgreSQL", self._start_database)
+        self._step("PgBouncer (transaction pooling, as RDS Proxy)", self._start_pooler)
         self._step("AWS emulator (moto: EC2, CloudWatch Logs, Secrets Manager)", self._start_cloud)
         self._step("listener", self._start_listener)
         self._step("API gateway (real authorizer and functions)", self._start_gateway)
@@ -122,8 +126,16 @@ class LocalStack:
         name = f"lablink_local_{uuid.uuid4().hex[:8]}"
         url = create_migrated_database(admin_url, name, self.config.db)
         self._cleanup.callback(drop_database, admin_url, name)
-        os.environ["DATABASE_URL"] = url
+        self.database_url = os.environ["DATABASE_URL"] = url
+        self._admin_url = admin_url
         return f"database {name}, schema applied"
+
+    def _start_pooler(self) -> str:
+        from lablink_local.pgbouncer import LocalPgBouncer
+
+        pooler = self._cleanup.enter_context(LocalPgBouncer(self._admin_url))
+        os.environ["DATABASE_URL"] = pooler.pooled(self.database_url)  # what the functions connect to
+        return os.environ["DATABASE_URL"]
 
     def _start_cloud(self) -> str:
         self._moto_import.join()
@@ -139,7 +151,8 @@ class LocalStack:
 
     def _start_listener(self) -> str:
         port = free_port()
-        env = {**os.environ, "LISTENER_HOST": HOST, "LISTENER_PORT": str(port), "LOG_LEVEL": "WARNING"}
+        # LISTEN needs a session of its own: the listener connects directly, not through the pooler.
+        env = {**os.environ, "DATABASE_URL": self.database_url, "LISTENER_HOST": HOST, "LISTENER_PORT": str(port), "LOG_LEVEL": "WARNING"}
         log_path = self.state_dir / "listener.log"
         with open(log_path, "ab") as log:
             # Its own session: a Ctrl-C at the terminal reaches this process only, which then

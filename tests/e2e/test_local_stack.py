@@ -89,6 +89,8 @@ def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
         table = process_table()
         running = {(pid, table[pid][1]) for pid in descendants(stack.process.pid) if pid in table}
         assert any("lablink_listener" in cmd for _, cmd in running), "the listener runs under the stack"
+        # The functions reach PostgreSQL through PgBouncer, as they reach it through RDS Proxy in AWS.
+        assert any("pgbouncer" in cmd for _, cmd in running), "the functions' pooler runs under the stack"
     except BaseException:
         stack.kill()
         print(stack.output())

@@ -10,7 +10,8 @@
     .venv/bin/python -m tests.support.proof_stack [--no-vms] [--gateway-process]
 
 runs it until stdin closes or SIGTERM, after printing one JSON line: api_url,
-admin_password, database_url, listener_url, pids.
+admin_password, database_url (direct; the functions go through the stack's PgBouncer),
+listener_url, pids.
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ class ProofStack(LocalStack):
         self.gateway_process = gateway_process
         self.gateway: subprocess.Popen | None = None
         self.postgres = LocalPostgres()
-        self.database_url = ""
 
     def start(self) -> None:
         # The stack creates its database on DATABASE_URL's server: this cluster, ours to restart.
@@ -86,7 +86,6 @@ class ProofStack(LocalStack):
             self._cleanup.callback(shutil.rmtree, self.state_dir, ignore_errors=True)
         self._cleanup.callback(self.postgres.stop)
         super().start()
-        self.database_url = os.environ["DATABASE_URL"]
 
     def _start_gateway(self) -> str:
         if not self.gateway_process:

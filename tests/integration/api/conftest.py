@@ -54,12 +54,12 @@ def provisioner():
 
 
 @pytest.fixture
-def api_env(monkeypatch, aws, launch_template, database_url, provisioner):
+def api_env(monkeypatch, aws, launch_template, pooled_database_url, provisioner):
     secret = boto3.client("secretsmanager", region_name="us-west-2").create_secret(
         Name="lablink-admin", SecretString=json.dumps({"username": "admin", "password": ADMIN_PASSWORD})
     )
     for key, value in {
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": pooled_database_url,  # the functions reach PostgreSQL through the pooler, as in AWS
         "LABLINK_CONFIG_JSON": json.dumps(CONFIG),
         "ADMIN_SECRET_ARN": secret["ARN"],
         "LAUNCH_TEMPLATE_ID": launch_template,

@@ -12,14 +12,16 @@ from client_stack import Stack, gateway_service, listener_service, make_vm
 
 from lablink.config import DbConfig
 from lablink.db.database import Database
+from lablink_local.pgbouncer import LocalPgBouncer
 from lablink_local.postgres import create_database, drop_database
 
 
-def _stack(pg_admin_url: str, template: str, log_dir: Path):
+def _stack(pg_admin_url: str, pooler: LocalPgBouncer, template: str, log_dir: Path):
     name = f"lablink_client_{uuid.uuid4().hex[:12]}"
     url = create_database(pg_admin_url, name, template=template)
     db = Database(url, DbConfig(), actor="test")
-    gateway, listener = gateway_service(url, log_dir), listener_service(url, log_dir)
+    # The functions through the pooler; the listener (LISTEN) directly, as in AWS.
+    gateway, listener = gateway_service(pooler.pooled(url), log_dir), listener_service(url, log_dir)
     try:
         gateway.start()
         listener.start()
@@ -32,15 +34,15 @@ def _stack(pg_admin_url: str, template: str, log_dir: Path):
 
 
 @pytest.fixture(scope="module")
-def stack(pg_admin_url, migrated_template, tmp_path_factory):
+def stack(pg_admin_url, pooler, migrated_template, tmp_path_factory):
     """One database, gateway and listener for a test module (each test has its own VM)."""
-    yield from _stack(pg_admin_url, migrated_template, tmp_path_factory.mktemp("services"))
+    yield from _stack(pg_admin_url, pooler, migrated_template, tmp_path_factory.mktemp("services"))
 
 
 @pytest.fixture
-def own_stack(pg_admin_url, migrated_template, tmp_path):
+def own_stack(pg_admin_url, pooler, migrated_template, tmp_path):
     """A stack for one test (for tests that break it)."""
-    yield from _stack(pg_admin_url, migrated_template, tmp_path)
+    yield from _stack(pg_admin_url, pooler, migrated_template, tmp_path)
 
 
 @pytest.fixture

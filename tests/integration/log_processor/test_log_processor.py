@@ -36,8 +36,8 @@ def data_message(stream: str, events: list[tuple[str, int, str]]) -> dict:
 
 
 @pytest.fixture
-def process(monkeypatch, database_url):
-    monkeypatch.setenv("DATABASE_URL", database_url)
+def process(monkeypatch, pooled_database_url):
+    monkeypatch.setenv("DATABASE_URL", pooled_database_url)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LabLinkTest")
     handler = load_function("log_processor").handler

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -30,6 +30,8 @@ METRIC_COLUMNS = ("hostname", "status", *(column for phase in PHASES for column 
 
 
 def _jsonable(value: object) -> object:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        value = value.astimezone(UTC)  # in the session's zone as read: shown in UTC, whatever that zone
     return value.isoformat() if isinstance(value, (datetime, date)) else value
 
 

@@ -3,6 +3,9 @@
 Every operation of the data layer is safe to run again after a lost connection (assignment
 returns the same VM to the same email, log events are keyed by their id, the rest are plain
 sets), so a statement whose connection broke is retried once on a fresh connection.
+
+A connection keeps no session state: in AWS it is one client of RDS Proxy (PgBouncer locally),
+which lends it a server connection for one transaction at a time (TRANSACTION_SETTINGS).
 """
 
 from __future__ import annotations
@@ -57,6 +60,28 @@ def database_url() -> str:
     )
 
 
+# Sent before every statement, in the same query string: PostgreSQL runs a multi-statement
+# query as one (implicit) transaction, and a transaction pooler keeps one server connection
+# for a transaction, so the audit trigger (sql/0005_audit.sql) reads this actor for exactly
+# that statement (or the surrounding BEGIN ... COMMIT) and the setting ends with it. The time
+# zone is not set here (setting TimeZone per transaction cost a fifth of the assignment
+# rate): the SQL names UTC where a session's zone would matter. See docs/RDS-PROXY.md.
+TRANSACTION_SETTINGS = "SELECT set_config('lablink.actor', %s, true); "
+
+
+class _SettingCursor(psycopg2.extras.RealDictCursor):
+    """A dict-row cursor whose every statement carries the transaction's settings."""
+
+    settings = b""
+
+    def execute(self, query: str | bytes | sql.Composable, vars: Params = None) -> None:
+        super().execute(self.settings + self.mogrify(query, vars))
+
+    def control(self, command: str) -> None:
+        """BEGIN, COMMIT, ROLLBACK: alone (a ROLLBACK must run in an aborted transaction)."""
+        super().execute(command)
+
+
 class Connection:
     """Runs statements on one connection (its cursors return rows as dicts), in autocommit: a single statement is its own
     transaction with no BEGIN/COMMIT round trips; work that needs several statements asks
@@ -66,18 +91,16 @@ class Connection:
         self._dsn = dsn
         self.actor = actor
         self._conn: psycopg2.extensions.connection | None = None
+        self._settings = b""
         self._lock = threading.Lock()
 
     def _connect(self) -> psycopg2.extensions.connection:
-        conn = psycopg2.connect(
-            self._dsn,
-            connect_timeout=10,
-            application_name=self.actor[:63],
-            options="-c timezone=UTC",
-        )
+        # No startup options and no session settings: RDS Proxy and PgBouncer refuse the
+        # first, and the second would pin (RDS Proxy) or leak to the next client (PgBouncer).
+        conn = psycopg2.connect(self._dsn, connect_timeout=10, application_name=self.actor[:63])
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute("SELECT set_config('lablink.actor', %s, false)", (self.actor,))
+            self._settings = cur.mogrify(TRANSACTION_SETTINGS, (self.actor,))
         return conn
 
     def close(self) -> None:
@@ -91,21 +114,22 @@ class Connection:
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()
         conn = self._conn
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        with conn.cursor(cursor_factory=_SettingCursor) as cur:
+            cur.settings = self._settings
             if not atomic:
                 yield cur
                 return
-            cur.execute("BEGIN")
+            cur.control("BEGIN")
             try:
                 yield cur
             except BaseException:
                 if not conn.closed:
                     try:
-                        cur.execute("ROLLBACK")
+                        cur.control("ROLLBACK")
                     except _RECONNECT_ERRORS:
                         conn.close()
                 raise
-            cur.execute("COMMIT")
+            cur.control("COMMIT")
 
     def run(self, work: Callable[[Cursor], T], atomic: bool = False) -> T:
         """Run ``work`` (in one transaction when ``atomic``; a single statement, or several

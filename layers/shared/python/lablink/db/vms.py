@@ -35,8 +35,9 @@ class Vms:
         return bool(
             self._conn.rowcount(
                 self._table.query(
-                    "INSERT INTO {t} (hostname, status, instance_id, token_hash) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT (hostname) DO NOTHING"
+                    # createdat is a timestamp without zone: UTC by name, whatever the session's zone.
+                    "INSERT INTO {t} (hostname, status, instance_id, token_hash, createdat) "
+                    "VALUES (%s, %s, %s, %s, now() AT TIME ZONE 'UTC') ON CONFLICT (hostname) DO NOTHING"
                 ),
                 (hostname, checked_status(status), instance_id, token_hash),
             )

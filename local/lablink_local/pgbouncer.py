@@ -1,0 +1,133 @@
+"""A PgBouncer in front of a PostgreSQL server: the functions' connection pooler, standing in
+for RDS Proxy in the local stack, the tests and the benchmarks (docs/RDS-PROXY.md).
+
+Transaction mode, default startup-parameter handling: like RDS Proxy it refuses startup
+options (``options=-c ...``), hands a server connection to a client for one transaction only,
+and so punishes session state. Client authentication is ``trust`` against a userlist of the
+server's user: the throwaway servers trust every local connection, and what RDS Proxy's
+authentication adds (IAM, Secrets Manager) is outside what the code under test can get wrong.
+PgBouncer refuses to run as root, so as root it runs as ``postgres`` (as initdb does).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2.extensions
+
+from lablink_local.postgres import free_port
+
+HOST = "127.0.0.1"
+# RDS Proxy's pool, as the benchmarks assume it (bench/assign_burst.py).
+DEFAULT_POOL_SIZE = 16
+
+
+def _binary() -> str:
+    found = shutil.which("pgbouncer") or next((p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if Path(p).exists()), None)
+    if found is None:
+        raise RuntimeError("no PgBouncer found: install it (apt-get install pgbouncer; scripts/bootstrap.sh does as root)")
+    return found
+
+
+class LocalPgBouncer:
+    """``start()`` runs PgBouncer in front of ``server_url``'s server (every database on it,
+    one pool of ``pool_size`` server connections each); ``pooled(url)`` is the URL of one of
+    its databases through the pooler; ``stop()`` ends it and removes its files."""
+
+    def __init__(self, server_url: str, pool_size: int = DEFAULT_POOL_SIZE):
+        self._server = psycopg2.extensions.parse_dsn(server_url)
+        self.pool_size = pool_size
+        self.port = free_port()
+        self._dir = Path(tempfile.mkdtemp(prefix="lablink-pgbouncer-"))
+        self._process: subprocess.Popen | None = None
+
+    def pooled(self, database_url: str) -> str:
+        """``database_url`` (a database on the server) reached through this pooler."""
+        parts = urlsplit(database_url)
+        user = parts.username or self._server.get("user", "postgres")
+        return urlunsplit(parts._replace(netloc=f"{user}@{HOST}:{self.port}"))
+
+    def _write_config(self) -> Path:
+        user = self._server.get("user", "postgres")
+        (self._dir / "userlist.txt").write_text(f'"{user}" ""\n')
+        server_host = self._server.get("host", HOST)
+        server_port = self._server.get("port", "5432")
+        config = self._dir / "pgbouncer.ini"
+        config.write_text(
+            "\n".join(
+                [
+                    "[databases]",
+                    # Every database of the server, each with its own pool (as RDS Proxy's one target).
+                    f"* = host={server_host} port={server_port}",
+                    "[pgbouncer]",
+                    f"listen_addr = {HOST}",
+                    f"listen_port = {self.port}",
+                    "unix_socket_dir =",
+                    "auth_type = trust",
+                    f"auth_file = {self._dir / 'userlist.txt'}",
+                    "pool_mode = transaction",
+                    f"default_pool_size = {self.pool_size}",
+                    # By default PgBouncer waits 15 s after a failed server login before the next,
+                    # holding every query that long after a short database restart (the fault
+                    # proof restarts PostgreSQL): a PgBouncer habit, not an RDS Proxy limit.
+                    "server_login_retry = 1",
+                    "max_client_conn = 2000",
+                    f"logfile = {self._dir / 'pgbouncer.log'}",
+                    "",
+                ]
+            )
+        )
+        return config
+
+    def start(self) -> LocalPgBouncer:
+        config = self._write_config()
+        command = [_binary(), str(config)]
+        if os.geteuid() == 0:
+            shutil.chown(self._dir, "postgres", "postgres")
+            for path in self._dir.iterdir():
+                shutil.chown(path, "postgres", "postgres")
+            command = ["runuser", "-u", "postgres", "--", *command]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + 30
+        while not self._answers():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                log = self._dir / "pgbouncer.log"
+                self.stop()
+                raise RuntimeError("PgBouncer did not start: " + (log.read_text()[-2000:] if log.exists() else "no log"))
+            time.sleep(0.05)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            socket.create_connection((HOST, self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            # Its own process group: runuser and PgBouncer both get the signal.
+            os.killpg(self._process.pid, signal.SIGTERM)
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait()
+        self._process = None
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalPgBouncer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
