@@ -155,7 +155,11 @@ class DatabaseStack(Stack):
     def lambda_environment(self) -> dict[str, str]:
         """What lablink.db.connection.database_url() needs in a Lambda: the credentials secret
         and the proxy's endpoint."""
-        return {environment.DB_SECRET_ARN: self.secret.secret_arn, environment.DB_HOST: self.proxy.endpoint}
+        return {
+            environment.DB_SECRET_ARN: self.secret.secret_arn,
+            environment.DB_HOST: self.proxy.endpoint,
+            environment.DB_NAME: DB_NAME,
+        }
 
     def allow_lambda(self, function: LablinkFunction) -> None:
         """Lets a function read the credentials and connect to the proxy (the rule is created
@@ -191,6 +195,7 @@ class DatabaseStack(Stack):
                 environment.DB_SECRET_ARN: self.master_secret.secret_arn,
                 environment.APP_DB_SECRET_ARN: self.secret.secret_arn,
                 environment.DB_HOST: self.instance.db_instance_endpoint_address,
+                environment.DB_NAME: DB_NAME,
                 # libpq bounds the connection and every statement (the advisory lock included)
                 # well inside the function's timeout, so the failure carries its cause.
                 "PGCONNECT_TIMEOUT": "10",

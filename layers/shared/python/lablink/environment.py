@@ -8,6 +8,7 @@ CONFIG_FILE = "LABLINK_CONFIG"  # a configuration file (local use and the CLI)
 DATABASE_URL = "DATABASE_URL"  # a libpq URL: local stack, tests, CLI
 DB_SECRET_ARN = "DB_SECRET_ARN"  # the RDS credentials secret (AWS)
 APP_DB_SECRET_ARN = "APP_DB_SECRET_ARN"  # the application role's login, set by the migrations (AWS)
+DB_NAME = "DB_NAME"  # the database on that server (the master secret does not name it)
 DB_HOST = "DB_HOST"  # the host to reach (the RDS Proxy for the functions)
 ADMIN_SECRET_ARN = "ADMIN_SECRET_ARN"  # the admin's HTTP Basic credentials
 PROVISION_FUNCTION_NAME = "PROVISION_FUNCTION_NAME"  # the provisioning step's function
