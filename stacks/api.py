@@ -262,7 +262,8 @@ class ApiStack(Stack):
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # API Gateway writes access and execution logs only with the account's logging role.
             cloud_watch_role=config.deploy.api_gateway_cloudwatch_role,
-            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            # Kept on teardown: other APIs of the account may log through it by then.
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if config.deploy.api_gateway_cloudwatch_role else None,
             deploy_options=apigw.StageOptions(
                 stage_name=API_STAGE,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),

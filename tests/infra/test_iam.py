@@ -131,7 +131,7 @@ def test_run_instances_survives_a_newer_image(synth, lab_synth):
             assert s.resolve("Api", template_arn["Fn::Join"][1][-1]) == ("Fleet", template_id, None)
             assert template_arn["Fn::Join"][1][-2] == ":launch-template/"
         (image,) = [st for st in statements if "image/" in json.dumps(st["Resource"])]
-        assert json.dumps(image["Resource"]).endswith('::image/*"]]}')
+        assert "::image/*" in json.dumps(image["Resource"])  # any image, as the template names it
         assert image["Condition"]["Bool"] == {"ec2:IsLaunchTemplateResource": "true"}
 
 
