@@ -70,13 +70,18 @@ DEFAULT_CLIENT_AMI_PARAMETER = (
 # Listener (Fargate)
 LISTENER_PORT = 8080
 LISTENER_LB_PORT = 80
-LISTENER_HEALTH_PATH = "/healthz"
+# Liveness, for the load balancer and ECS: 200 whatever the database does, so that a database
+# outage (an RDS reboot) does not make ECS replace the listener tasks. /healthz is readiness.
+LISTENER_HEALTH_PATH = "/livez"
+# The container health check: the image's HEALTHCHECK command and timings (ECS runs only the
+# task definition's, never the image's; a test keeps the two the same).
+LISTENER_HEALTH_COMMAND = ["CMD", "python", "-m", "lablink_listener.healthcheck"]
+LISTENER_HEALTH_INTERVAL_SECONDS = 15
+LISTENER_HEALTH_TIMEOUT_SECONDS = 5
+LISTENER_HEALTH_START_SECONDS = 15
+LISTENER_HEALTH_RETRIES = 3
 LISTENER_CPU = 256
 LISTENER_MEMORY_MIB = 512
-# The load balancer must keep a waiting connection open across at least this many heartbeats,
-# and across a client's bounded wait (`wait=` up to a minute), during which nothing is sent.
-LISTENER_IDLE_HEARTBEATS = 3
-LISTENER_MIN_IDLE_SECONDS = 120
 
 # API Gateway
 API_STAGE = "prod"

@@ -15,6 +15,7 @@ from stacks.database import DatabaseStack
 from stacks.fleet import FleetStack
 from stacks.listener import ListenerStack
 from stacks.logs import LogsStack
+from stacks.monitoring import MonitoringStack
 from stacks.network import NetworkStack
 
 
@@ -26,10 +27,11 @@ class Deployment:
     fleet: FleetStack
     listener: ListenerStack
     api: ApiStack
+    monitoring: MonitoringStack
 
     @property
     def stacks(self) -> list[Stack]:
-        return [self.network, self.database, self.logs, self.fleet, self.listener, self.api]
+        return [self.network, self.database, self.logs, self.fleet, self.listener, self.api, self.monitoring]
 
 
 def build_deployment(app: App, config: LablinkConfig) -> Deployment:
@@ -77,7 +79,22 @@ def build_deployment(app: App, config: LablinkConfig) -> Deployment:
         listener=listener,
         **named("Api"),
     )
-    deployment = Deployment(network, database, logs, fleet, listener, api)
+    monitoring = MonitoringStack(
+        app,
+        stack_name(env_name, "Monitoring"),
+        config=config,
+        # Every function that serves a request or a log batch; the migrations function fails
+        # its deployment instead.
+        functions=[*api.functions.values(), api.provision, logs.processor],
+        dead_letters=logs.dead_letters,
+        api=api.api,
+        database=database.instance,
+        listener_service=listener.service,
+        listener_load_balancer=listener.load_balancer,
+        listener_target_group=listener.target_group,
+        **named("Monitoring"),
+    )
+    deployment = Deployment(network, database, logs, fleet, listener, api, monitoring)
     for stack in deployment.stacks:
         # (A proxy target group takes no tags: CloudFormation rejects them.)
         Tags.of(stack).add(environment.DEPLOYMENT_TAG, env_name, exclude_resource_types=["AWS::RDS::DBProxyTargetGroup"])

@@ -39,6 +39,7 @@ class LablinkFunction(Construct):
         extra_env: dict[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.name = name
         env_name = config.app.environment
         function_name = resource_name(env_name, name.replace("_", "-"))
 

@@ -1,11 +1,11 @@
 """The listener: the one long-lived process (a Fargate service built from listener/Dockerfile)
 holding one LISTEN connection straight to the RDS instance (the proxy would pin it), behind an
 internal load balancer that only the client VMs' security group can reach. The load balancer's
-idle timeout outlasts several heartbeats, so a waiting VM is never cut off."""
+idle timeout (lablink.config.ListenerConfig) outlasts several heartbeats and the longest `wait=`
+the listener accepts, so a waiting VM is never cut off. The load balancer and ECS check liveness
+(/livez), not the database: a database outage leaves the tasks running."""
 
 from __future__ import annotations
-
-import math
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -22,11 +22,14 @@ from stacks.constants import (
     DB_PORT,
     LISTENER_CPU,
     LISTENER_DOCKERFILE,
+    LISTENER_HEALTH_COMMAND,
+    LISTENER_HEALTH_INTERVAL_SECONDS,
     LISTENER_HEALTH_PATH,
-    LISTENER_IDLE_HEARTBEATS,
+    LISTENER_HEALTH_RETRIES,
+    LISTENER_HEALTH_START_SECONDS,
+    LISTENER_HEALTH_TIMEOUT_SECONDS,
     LISTENER_LB_PORT,
     LISTENER_MEMORY_MIB,
-    LISTENER_MIN_IDLE_SECONDS,
     LISTENER_PORT,
     PYTHON_VERSION,
     ROOT,
@@ -35,11 +38,6 @@ from stacks.constants import (
 )
 from stacks.database import DatabaseStack
 from stacks.nag import acknowledge
-
-
-def idle_timeout_seconds(config: LablinkConfig) -> int:
-    """The load balancer's idle timeout: several heartbeats, and never under a minute."""
-    return max(LISTENER_MIN_IDLE_SECONDS, math.ceil(config.listener.heartbeat_seconds * LISTENER_IDLE_HEARTBEATS))
 
 
 class ListenerStack(Stack):
@@ -101,6 +99,13 @@ class ListenerStack(Stack):
             image=ecs.ContainerImage.from_docker_image_asset(image),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="listener", log_group=log_group),
             port_mappings=[ecs.PortMapping(container_port=LISTENER_PORT)],
+            health_check=ecs.HealthCheck(
+                command=LISTENER_HEALTH_COMMAND,
+                interval=Duration.seconds(LISTENER_HEALTH_INTERVAL_SECONDS),
+                timeout=Duration.seconds(LISTENER_HEALTH_TIMEOUT_SECONDS),
+                start_period=Duration.seconds(LISTENER_HEALTH_START_SECONDS),
+                retries=LISTENER_HEALTH_RETRIES,
+            ),
             environment={
                 environment.CONFIG_JSON: config.model_dump_json(),
                 "LISTENER_PORT": str(LISTENER_PORT),
@@ -167,7 +172,7 @@ class ListenerStack(Stack):
             internet_facing=False,
             vpc_subnets=private,
             security_group=lb_group,
-            idle_timeout=Duration.seconds(idle_timeout_seconds(config)),
+            idle_timeout=Duration.seconds(config.listener.idle_timeout_seconds),
             drop_invalid_header_fields=True,
         )
         acknowledge(
@@ -179,13 +184,15 @@ class ListenerStack(Stack):
         http = self.load_balancer.add_listener(
             "Http", port=LISTENER_LB_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False
         )
-        http.add_targets(
+        self.target_group = http.add_targets(
             "Tasks",
             port=LISTENER_PORT,
             protocol=elbv2.ApplicationProtocol.HTTP,
             targets=[self.service],
             health_check=elbv2.HealthCheck(
-                path=LISTENER_HEALTH_PATH, healthy_http_codes="200", interval=Duration.seconds(15)
+                path=LISTENER_HEALTH_PATH,
+                healthy_http_codes="200",
+                interval=Duration.seconds(LISTENER_HEALTH_INTERVAL_SECONDS),
             ),
             deregistration_delay=Duration.seconds(30),
         )

@@ -158,9 +158,7 @@ class Agent:
             self.client.report_status("error", f"assignment refused: {refused}")
             return
         log.info("assigned: starting Chrome Remote Desktop")
-        result = crd.start_host(
-            self.settings.crd_launcher, code, self.settings.hostname, pin, self.settings.crd_timeout_seconds
-        )
+        result = crd.start_host(self.settings, code, pin)
         if result.ok:
             log.info("Chrome Remote Desktop started (%s)", result.detail)
             self.client.report_status("running")  # stored as 'assigned' while the VM is assigned

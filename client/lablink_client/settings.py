@@ -8,6 +8,12 @@ from dataclasses import dataclass, field, fields
 
 CONTAINER_NAME = "lablink-client"
 START_HOST = "/opt/google/chrome-remote-desktop/start-host"
+HOST_DAEMON = "/opt/google/chrome-remote-desktop/chrome-remote-desktop"
+# The image's user `client` (uid 1000): where CRD keeps its host#<hash>.json, and the runtime
+# directory that logind would make outside a container (the image's start.sh makes it; CRD
+# 148 crashes with SIGTRAP, exit 133, without it).
+CRD_CONFIG_DIR = "/home/client/.config/chrome-remote-desktop"
+RUNTIME_DIR_ENV = "XDG_RUNTIME_DIR=/run/user/1000"
 
 
 @dataclass(frozen=True)
@@ -20,7 +26,25 @@ class Settings:
     # What precedes the start-host arguments: on a VM, start-host inside the researcher's
     # container (DISPLAY cleared, as CRD asks); tests and the local stack run a stand-in.
     crd_launcher: list[str] = field(
-        default_factory=lambda: ["docker", "exec", "-i", "-e", "DISPLAY=", CONTAINER_NAME, START_HOST]
+        default_factory=lambda: [
+            *("docker", "exec", "-i", "-e", "DISPLAY=", "-e", RUNTIME_DIR_ENV, CONTAINER_NAME, START_HOST)
+        ]
+    )
+    # Lists the registered host configs, one "path mtime" line each: a line that is new after
+    # start-host means it registered the host, whatever its exit status.
+    crd_host_configs_command: list[str] = field(
+        default_factory=lambda: [
+            *("docker", "exec", CONTAINER_NAME, "find", CRD_CONFIG_DIR, "-maxdepth", "1"),
+            *("-name", "host#*.json", "-printf", "%p %T@\\n"),
+        ]
+    )
+    # The ExecStart and Environment of CRD's chrome-remote-desktop@.service, which systemd
+    # would run after start-host; `--start` detaches and answers 0 when already running.
+    crd_daemon_command: list[str] = field(
+        default_factory=lambda: [
+            *("docker", "exec", "-e", RUNTIME_DIR_ENV, "-e", "XDG_SESSION_CLASS=user", "-e", "XDG_SESSION_TYPE=x11"),
+            *(CONTAINER_NAME, HOST_DAEMON, "--start", "--new-session"),
+        ]
     )
     # Succeeds once the researcher's container can take a CRD session.
     ready_command: list[str] = field(default_factory=lambda: ["docker", "exec", CONTAINER_NAME, "true"])

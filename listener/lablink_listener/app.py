@@ -1,4 +1,5 @@
-"""The HTTP side: POST /vm_startup (long poll) and GET /healthz, on aiohttp."""
+"""The HTTP side: POST /vm_startup (long poll), GET /livez (liveness) and GET /healthz
+(readiness), on aiohttp."""
 
 from __future__ import annotations
 
@@ -69,13 +70,18 @@ async def until_done(future: asyncio.Future, timeout: float) -> bool:
 
 async def vm_startup(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
+    arrived = asyncio.get_running_loop().time()
     token = bearer_token(request)
     if token is None:
         return unauthorized("An Authorization: Bearer <token> header is required.")
     try:
         wait = parse_wait(request, settings.max_wait_seconds)
     except ValueError:
-        return error(400, f"wait must be a number of seconds from 0 to {settings.max_wait_seconds:g}.")
+        return error(
+            400,
+            f"wait must be a number of seconds from 0 to {settings.max_wait_seconds:g}: "
+            "a longer silent wait would be cut off by the load balancer.",
+        )
     try:
         body = json.loads(await request.read() or b"null")
     except web.HTTPRequestEntityTooLarge:
@@ -111,14 +117,15 @@ async def vm_startup(request: web.Request) -> web.StreamResponse:
             return web.json_response(outcome_body(assigned(row["crdcommand"], row["pin"])))
         waiters.mark_waiting(future)
         if wait is not None:
-            return await answer_within(future, wait)
+            # Counted from the request's arrival: the lookups' time is silence the load balancer counts too.
+            return await answer_within(future, wait - (asyncio.get_running_loop().time() - arrived))
         return await answer_with_heartbeats(request, future, settings.heartbeat_seconds)
     finally:
         waiters.discard(hostname, future)
 
 
 async def answer_within(future: asyncio.Future[Outcome], wait: float) -> web.Response:
-    if not await until_done(future, wait):
+    if not await until_done(future, max(wait, 0.0)):
         return web.Response(status=204)
     outcome = future.result()
     if outcome.ending is Ending.SHUTDOWN:
@@ -154,7 +161,14 @@ async def answer_with_heartbeats(
     return response
 
 
+async def livez(_request: web.Request) -> web.Response:
+    """Liveness (the load balancer's and ECS's check): answered by the event loop alone, so a
+    database outage never gets a listener replaced; the LISTEN connection recovers by itself."""
+    return web.json_response({"status": "ok"})
+
+
 async def healthz(request: web.Request) -> web.Response:
+    """Readiness: 503 while the LISTEN connection is down or the listener is draining."""
     waiters = len(request.app[WAITERS])
     if request.app[DRAINING].is_set():
         return web.json_response({"error": "shutting down", "waiters": waiters}, status=503)
@@ -189,6 +203,7 @@ def create_app(settings: Settings) -> web.Application:
     app[WAITERS] = Waiters()
     app[DRAINING] = asyncio.Event()
     app.router.add_post("/vm_startup", vm_startup)
+    app.router.add_get("/livez", livez)
     app.router.add_get("/healthz", healthz)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_release_waiters)

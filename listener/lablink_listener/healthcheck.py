@@ -1,4 +1,5 @@
-"""The container's HEALTHCHECK: exit 0 when /healthz answers 200 (LISTEN connection up)."""
+"""The container's health check (the image's HEALTHCHECK and the ECS task's): exit 0 when /livez
+answers 200, i.e. while the process serves HTTP, whatever the database does."""
 
 import os
 import sys
@@ -7,7 +8,7 @@ import urllib.request
 
 
 def main() -> int:
-    url = f"http://127.0.0.1:{os.environ.get('LISTENER_PORT', '8080')}/healthz"
+    url = f"http://127.0.0.1:{os.environ.get('LISTENER_PORT', '8080')}/livez"
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             return 0 if response.status == 200 else 1

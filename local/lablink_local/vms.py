@@ -169,6 +169,9 @@ class VmSimulator(threading.Thread):
             self.ship(vm.agent_log, vm.hostname)
             settings.update(
                 crd_launcher=[str(self.bin / "start-host")],
+                # No container here: no host configs to list, no daemon to start.
+                crd_host_configs_command=["true"],
+                crd_daemon_command=["true"],
                 ready_command=["sleep", f"{self._jitter(self.boot_seconds / 2):.2f}"],
                 state_file=str(vm.directory / "agent-state.json"),
                 check_seconds=5.0,

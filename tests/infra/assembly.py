@@ -15,7 +15,7 @@ import pytest
 from lablink.config import LablinkConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK_PARTS = ("Network", "Database", "Logs", "Fleet", "Listener", "Api")
+STACK_PARTS = ("Network", "Database", "Logs", "Fleet", "Listener", "Api", "Monitoring")
 SYNTH_TIMEOUT = 480
 
 # A cheap lab deployment: every deploy switch away from its default.
@@ -30,6 +30,8 @@ LAB_CONFIG = {
         "listener_tasks": 2,
         "log_retention_days": 7,
         "api_gateway_cloudwatch_role": False,
+        "alarm_email": "ops@lab.example.org",
+        "monthly_budget_usd": 300,
     },
 }
 

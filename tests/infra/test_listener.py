@@ -1,12 +1,14 @@
 """The listener: Fargate with Container Insights, straight to the RDS instance (never the proxy),
-behind an internal load balancer that outlasts the heartbeat and admits only client VMs."""
+behind an internal load balancer that outlasts the heartbeat and the longest `wait=`, admits
+only client VMs, and checks liveness (/livez) rather than the database."""
 
 from __future__ import annotations
 
 import json
+import re
 
+from lablink.config import LISTENER_MIN_IDLE_SECONDS, LISTENER_WAIT_MARGIN_SECONDS, ListenerConfig, parse_config
 from stacks.constants import LISTENER_DOCKERFILE, PYTHON_VERSION, ROOT
-from stacks.listener import idle_timeout_seconds
 
 
 def _container(synth) -> dict:
@@ -66,24 +68,44 @@ def _load_balancer(synth) -> tuple[str, dict]:
     return lid, lb["Properties"]
 
 
-def test_load_balancer_is_internal_and_outlasts_the_heartbeat(synth, lab_synth):
-    for s in (synth, lab_synth):
-        _, props = _load_balancer(s)
-        assert props["Scheme"] == "internal"
-        attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
-        idle = int(attributes["idle_timeout.timeout_seconds"])
-        assert idle == idle_timeout_seconds(s.config)
-        assert idle >= 3 * s.config.listener.heartbeat_seconds
-    assert idle_timeout_seconds(lab_synth.config) == 135  # heartbeat 45 s
-
-
-def test_load_balancer_outlasts_the_clients_bounded_wait(synth):
-    """In `wait=` mode the listener sends nothing until the wait ends."""
-    from lablink_client.settings import Settings
-
+def _idle_timeout(synth) -> int:
     _, props = _load_balancer(synth)
     attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
-    assert int(attributes["idle_timeout.timeout_seconds"]) >= Settings.__dataclass_fields__["wait_seconds"].default + 30
+    return int(attributes["idle_timeout.timeout_seconds"])
+
+
+def test_load_balancer_is_internal_and_outlasts_the_heartbeat(synth, lab_synth):
+    for s in (synth, lab_synth):
+        assert _load_balancer(s)[1]["Scheme"] == "internal"
+        assert _idle_timeout(s) >= 3 * s.config.listener.heartbeat_seconds
+    assert _idle_timeout(synth) == 120  # heartbeat 20 s: the two-minute floor
+    assert _idle_timeout(lab_synth) == 135  # heartbeat 45 s
+
+
+def test_load_balancer_outlasts_the_longest_wait_the_listener_accepts(synth, lab_synth):
+    """In `wait=` mode the listener sends nothing until the wait ends: the longest wait it
+    accepts (read by the listener from the configuration the task is given) ends a margin
+    before the load balancer would cut the silent connection."""
+    from lablink_listener.settings import Settings
+
+    for s in (synth, lab_synth):
+        environment = {item["Name"]: item["Value"] for item in _container(s)["Environment"]}
+        # What the container does at start: its settings from the task's environment.
+        cap = Settings.from_env(
+            environment, parse_config(json.loads(environment["LABLINK_CONFIG_JSON"]))
+        ).max_wait_seconds
+        assert _idle_timeout(s) - cap >= 10  # network and lookup time, with room to spare
+    assert Settings.from_env({}, synth.config).max_wait_seconds == 110
+
+
+def test_the_client_agent_waits_within_every_listener_cap():
+    """The agent asks for the same `wait=` whatever the deployment: within the smallest cap
+    any configuration gives (the idle timeout never goes below its floor)."""
+    from lablink_client.settings import Settings
+
+    smallest_cap = LISTENER_MIN_IDLE_SECONDS - LISTENER_WAIT_MARGIN_SECONDS
+    assert min(ListenerConfig(heartbeat_seconds=h).max_wait_seconds for h in (0.1, 1, 20, 40)) == smallest_cap
+    assert Settings.__dataclass_fields__["wait_seconds"].default <= smallest_cap
 
 
 def test_only_client_vms_reach_the_load_balancer(synth):
@@ -105,11 +127,30 @@ def test_only_client_vms_reach_the_load_balancer(synth):
     assert synth.resolve("Fleet", client_group)[:2] == (source_part, source_id)
 
 
-def test_health_check_and_service_size(synth, lab_synth):
+def test_health_checks_are_liveness_not_the_database(synth, lab_synth):
+    """The load balancer and ECS check /livez (200 whatever the database does), so an RDS
+    reboot does not get the listener tasks replaced; /healthz stays the readiness view."""
     synth.assertions("Listener").has_resource_properties(
         "AWS::ElasticLoadBalancingV2::TargetGroup",
-        {"HealthCheckPath": "/healthz", "Port": 8080, "TargetType": "ip"},
+        {"HealthCheckPath": "/livez", "Port": 8080, "TargetType": "ip"},
     )
+    # ECS runs only the task definition's health check, never the image's HEALTHCHECK: the two
+    # are the same command and timings (the image's serves `docker run`).
+    health = _container(synth)["HealthCheck"]
+    dockerfile = (ROOT / LISTENER_DOCKERFILE).read_text()
+    options, command = re.search(r"^HEALTHCHECK (.*?)\s*\\\n\s*CMD (\[.*\])$", dockerfile, re.M).groups()
+    assert ["CMD", *json.loads(command)] == health["Command"]
+    flags = dict(re.findall(r"--([a-z-]+)=(\d+)s?", options))
+    assert {k: int(v) for k, v in flags.items()} == {
+        "interval": health["Interval"],
+        "timeout": health["Timeout"],
+        "start-period": health["StartPeriod"],
+        "retries": health["Retries"],
+    }
+    assert "/livez" in (ROOT / "listener" / "lablink_listener" / "healthcheck.py").read_text()
+
+
+def test_service_size(synth, lab_synth):
     synth.assertions("Listener").has_resource_properties(
         "AWS::ECS::Service", {"DesiredCount": 1, "LaunchType": "FARGATE"}
     )

@@ -24,15 +24,37 @@ def write_script(directory: Path, name: str, body: str, interpreter: str = PYTHO
     return path
 
 
-# Records each call (argv after the program, stdin) as a JSON line; exits with the number
-# in start-host.exit (0 when absent).
-START_HOST = """
-import json, pathlib, sys
+# The container user's home: where CRD writes ~/.config/chrome-remote-desktop/host#*.json.
+HOME = "home"
+CRD_CONFIG = ".config/chrome-remote-desktop"
+
+# Records each call (argv after the program, stdin) as a JSON line; when start-host.registers
+# exists, writes the host config as CRD does (host#<md5 of the hostname>.json) before exiting;
+# exits with the number in start-host.exit (0 when absent).
+START_HOST = f"""
+import hashlib, json, pathlib, socket, sys
 here = pathlib.Path(__file__).parent
 stdin = sys.stdin.read()
 with open(here / "start-host.calls.jsonl", "a") as calls:
-    calls.write(json.dumps({"argv": sys.argv[1:], "stdin": stdin}) + "\\n")
+    calls.write(json.dumps({{"argv": sys.argv[1:], "stdin": stdin}}) + "\\n")
+if (here / "start-host.registers").exists():
+    config = here / "{HOME}" / "{CRD_CONFIG}"
+    config.mkdir(parents=True, exist_ok=True)
+    name = hashlib.md5(socket.gethostname().encode()).hexdigest()
+    (config / f"host#{{name}}.json").write_text(json.dumps({{"host_id": "fake"}}))
 exit_file = here / "start-host.exit"
+sys.exit(int(exit_file.read_text()) if exit_file.exists() else 0)
+"""
+
+# The host daemon (chrome-remote-desktop --start): records argv and the XDG_* environment;
+# exits with the number in chrome-remote-desktop.exit (0 when absent).
+HOST_DAEMON = """
+import json, os, pathlib, sys
+here = pathlib.Path(__file__).parent
+env = {k: v for k, v in os.environ.items() if k.startswith("XDG_")}
+with open(here / "chrome-remote-desktop.calls.jsonl", "a") as calls:
+    calls.write(json.dumps({"argv": sys.argv[1:], "env": env}) + "\\n")
+exit_file = here / "chrome-remote-desktop.exit"
 sys.exit(int(exit_file.read_text()) if exit_file.exists() else 0)
 """
 
@@ -44,6 +66,8 @@ class FakeHost:
         self.bin = directory
         self.bin.mkdir(parents=True, exist_ok=True)
         write_script(self.bin, "start-host", START_HOST)
+        write_script(self.bin, "chrome-remote-desktop", HOST_DAEMON)
+        self.crd_config = self.bin / HOME / CRD_CONFIG
         self.processes: list[subprocess.Popen] = []
 
     @property
@@ -60,6 +84,30 @@ class FakeHost:
 
     def start_host_exits(self, status: int) -> None:
         (self.bin / "start-host.exit").write_text(str(status))
+
+    def start_host_registers(self) -> None:
+        """From now on start-host writes the host config, whatever its exit status."""
+        (self.bin / "start-host.registers").write_text("")
+
+    def host_configs(self) -> list[Path]:
+        return sorted(self.crd_config.glob("host#*.json"))
+
+    def host_daemon_calls(self) -> list[dict]:
+        path = self.bin / "chrome-remote-desktop.calls.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def host_daemon_exits(self, status: int) -> None:
+        (self.bin / "chrome-remote-desktop.exit").write_text(str(status))
+
+    def crd_settings(self) -> dict[str, list[str]]:
+        """The agent's CRD commands on this host, without docker: the programs on PATH."""
+        return {
+            "crd_launcher": ["start-host"],
+            "crd_host_configs_command": [
+                *("find", str(self.crd_config), "-maxdepth", "1", "-name", "host#*.json", "-printf", "%p %T@\\n")
+            ],
+            "crd_daemon_command": ["chrome-remote-desktop", "--start", "--new-session"],
+        }
 
     # nvidia-smi: "healthy", "failing" or "absent"
 
@@ -91,8 +139,9 @@ class FakeHost:
 
 # `docker`: records every call (argv, and the values of -e NAME taken from its environment);
 # `run` remembers the bind mount; `exec` runs the command on this host instead of in a
-# container: a path under the mount is mapped back to its source, any other absolute path
-# becomes the program of that name on PATH (start-host, true, git ...).
+# container: a path under the mount is mapped back to its source, one under /home/client/ to
+# the fake home beside this script, any other absolute program becomes the program of that
+# name on PATH (start-host, chrome-remote-desktop, true, git ...).
 DOCKER = r"""
 import json, os, pathlib, shutil, subprocess, sys
 here = pathlib.Path(__file__).parent
@@ -133,6 +182,8 @@ if args[0] == "exec":
     for arg in rest:
         if arg.startswith(mount["dst"] + "/"):
             arg = mount["src"] + arg[len(mount["dst"]):]
+        elif arg.startswith("/home/client/"):
+            arg = str(here / "home" / arg[len("/home/client/"):])
         command.append(arg)
     if command[0].startswith("/"):
         command[0] = shutil.which(os.path.basename(command[0])) or command[0]

@@ -79,7 +79,7 @@ def test_the_simulated_vm_reads_its_agent_settings_from_its_user_data(tmp_path, 
     config = {}
     if startup_script:
         script = tmp_path / "startup.sh"
-        script.write_bytes(random.Random(7).randbytes(7000))  # pushes the script over 16 KB: gzip user data
+        script.write_bytes(random.Random(7).randbytes(6000))  # pushes the script over 16 KB: gzip user data
         config = {"startup_script": {"path": str(script)}}
     user_data = render_user_data(
         LablinkConfig(**config), hostname="lablink-vm-dev-7", token="t" * 32, api_url="http://127.0.0.1:8000/local",

@@ -158,7 +158,7 @@ class AgentProcess:
             "api_url": api_url,
             "listener_url": listener_url,
             "software": software,
-            "crd_launcher": ["start-host"],
+            **host.crd_settings(),
             "ready_command": ["true"],
             "state_file": str(tmp / "state" / "agent-state.json"),
             **FAST,

@@ -1,5 +1,6 @@
 """The agent process against the real API and listener: refused commands, a failing
-start-host, GPU and in-use reports, and outages of the listener and of the API."""
+start-host, CRD 148's non-zero exit after registering, GPU and in-use reports, and outages
+of the listener and of the API."""
 
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ def test_a_failing_start_host_is_reported_and_the_agent_waits_again(stack, vm, h
     assert status == 200 and first["hostname"] == vm.hostname, first
     wait_until(lambda: stack.row(vm.hostname)["status"] == "error", message="error\n" + agent.log())
     assert "Chrome Remote Desktop failed to start: exit status 1" in agent.log()
+    assert host.host_configs() == [] and host.host_daemon_calls() == []  # nothing registered
     time.sleep(1)  # waiting again, without re-running the same failed command
     assert len(host.start_host_calls()) == 1
 
@@ -92,6 +94,22 @@ def test_a_failing_start_host_is_reported_and_the_agent_waits_again(stack, vm, h
         {"argv": ["--code=second-code", REDIRECT, f"--name={vm.hostname}"], "stdin": f"{second['pin']}\n" * 2}
     ]
     wait_until(lambda: stack.row(vm.hostname)["status"] == "assigned", message="assigned again")
+    assert host.host_daemon_calls() == []  # start-host succeeded: it started the daemon itself
+
+
+def test_a_start_host_that_registered_but_exited_non_zero_is_a_started_desktop(stack, vm, host, agents, tmp_path):
+    agent, _ = start_agent(agents, host, vm, tmp_path, stack.api_url, stack.listener_url)
+    running(stack, vm, agent)
+    # CRD 148+ in a container: the host config is written, then systemctl fails (no systemd).
+    host.start_host_registers()
+    host.start_host_exits(1)
+    status, answer = stack.request_vm("grace@example.org", command())
+    assert status == 200 and answer["hostname"] == vm.hostname, answer
+    wait_until(host.host_daemon_calls, message="host daemon\n" + agent.log())
+    wait_until(lambda: "Chrome Remote Desktop started" in agent.log(), message="started\n" + agent.log())
+    assert stack.row(vm.hostname)["status"] == "assigned"
+    assert [call["argv"] for call in host.host_daemon_calls()] == [["--start", "--new-session"]]
+    assert len(host.host_configs()) == 1 and len(host.start_host_calls()) == 1
 
 
 def test_gpu_health_is_posted_on_change_only_and_again_after_assignment(stack, vm, host, agents, tmp_path):

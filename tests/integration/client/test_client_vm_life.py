@@ -9,7 +9,7 @@ import uuid
 
 from client_stack import FAST
 
-from lablink.config import parse_config
+from lablink.config import CLIENT_IMAGE, parse_config
 from lablink.userdata import render_user_data, user_data_script
 from lablink_local.waiting import wait_until
 
@@ -63,7 +63,7 @@ def test_boot_to_assignment_on_a_gpu_vm(stack, vm, vm_host, tmp_path):
     argv = run["argv"]
     assert argv[argv.index("--restart") + 1] == "unless-stopped"
     assert "--gpus" in argv and argv[argv.index("--gpus") + 1] == "all"
-    assert argv[-1] == "ghcr.io/talmolab/lablink-client-base-image:latest"
+    assert argv[-1] == CLIENT_IMAGE
     assert vm.token not in " ".join(argv)
     assert run["env"] == {
         "LABLINK_HOSTNAME": vm.hostname,
@@ -83,7 +83,10 @@ def test_boot_to_assignment_on_a_gpu_vm(stack, vm, vm_host, tmp_path):
     wait_until(lambda: stack.row(vm.hostname)["healthy"] == "Healthy", message="GPU health")
 
     # A researcher asks through the real API; the listener wakes the agent; start-host runs
-    # in the container with exactly these arguments and the PIN twice.
+    # in the container with exactly these arguments and the PIN twice. As CRD 148 does in a
+    # container (no systemd), it registers the host and then exits non-zero.
+    vm_host.start_host_registers()
+    vm_host.start_host_exits(1)
     status, answer = stack.request_vm("researcher@example.org", PASTED)
     assert status == 200, answer
     assert answer["hostname"] == vm.hostname
@@ -102,12 +105,23 @@ def test_boot_to_assignment_on_a_gpu_vm(stack, vm, vm_host, tmp_path):
             "-i",
             "-e",
             "DISPLAY=",
+            "-e",
+            "XDG_RUNTIME_DIR=/run/user/1000",
             "lablink-client",
             "/opt/google/chrome-remote-desktop/start-host",
             *expected_args,
         ]
     ]
     wait_until(lambda: "Chrome Remote Desktop started" in vm_host.agent_log(), message="CRD started")
+    # The host config was found in the container user's home, and the agent started the host
+    # daemon there as CRD's systemd unit would have.
+    assert len(vm_host.host_configs()) == 1
+    assert vm_host.host_daemon_calls() == [
+        {
+            "argv": ["--start", "--new-session"],
+            "env": {"XDG_RUNTIME_DIR": "/run/user/1000", "XDG_SESSION_CLASS": "user", "XDG_SESSION_TYPE": "x11"},
+        }
+    ]
     assert stack.row(vm.hostname)["status"] == "assigned"
 
     # The researcher starts the software, then quits it.
@@ -145,7 +159,7 @@ def test_a_failing_step_reports_error_with_its_reason(stack, vm, vm_host, tmp_pa
     vm_host.docker_fails("pull")
     _, done = boot(stack, vm, vm_host, tmp_path)
     assert done.returncode == 1
-    assert "ERROR: pulling ghcr.io/talmolab/lablink-client-base-image:latest failed" in done.stderr
+    assert f"ERROR: pulling {CLIENT_IMAGE} failed" in done.stderr
     assert stack.row(vm.hostname)["status"] == "error"
     assert not [call for call in vm_host.calls("docker") if call["argv"][0] == "run"]
     assert vm_host.calls("systemctl") == []  # no agent: the VM never offers itself

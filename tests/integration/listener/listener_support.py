@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
+from typing import IO
 
 import requests
 
@@ -17,6 +22,7 @@ from lablink.models import VmStatus
 from lablink.tokens import hash_token, mint_token
 from lablink_listener.app import serve
 from lablink_listener.settings import Settings
+from lablink_local.postgres import free_port
 from lablink_local.waiting import wait_until
 
 # Short timings keep the suite fast. The periodic reconcile is long by default, so a test
@@ -29,17 +35,23 @@ wait_for = partial(wait_until, timeout=10.0, interval=0.02)
 
 
 class ListenerEndpoint:
-    """A listener reached over HTTP: its health and how many VMs wait on it."""
+    """A listener reached over HTTP: its liveness, its readiness and how many VMs wait on it."""
 
     def __init__(self, url: str):
         self.url = url
 
-    def health(self) -> tuple[int, dict]:
+    def _get(self, path: str) -> tuple[int, dict]:
         try:
-            response = requests.get(self.url + "/healthz", timeout=5)
+            response = requests.get(self.url + path, timeout=5)
         except requests.ConnectionError:
             return 0, {}
         return response.status_code, response.json()
+
+    def liveness(self) -> tuple[int, dict]:
+        return self._get("/livez")
+
+    def health(self) -> tuple[int, dict]:
+        return self._get("/healthz")
 
     def waiters(self) -> int:
         return self.health()[1].get("waiters", -1)
@@ -55,7 +67,7 @@ class RunningListener(ListenerEndpoint):
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
-        wait_for(lambda: self.health()[0] == 200 if wait_until_healthy else self.health()[0] != 0)
+        wait_for(lambda: self.health()[0] == 200 if wait_until_healthy else self.liveness()[0] == 200)
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -66,6 +78,29 @@ class RunningListener(ListenerEndpoint):
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(timeout=15)
+
+
+LABLINK = Path(sys.executable).with_name("lablink")
+
+
+def spawn_listener(database: dict[str, str], config: dict, log: IO[str]) -> tuple[subprocess.Popen, ListenerEndpoint]:
+    """`lablink listener` as its own process, configured from the environment as in the image
+    (``database``: DATABASE_URL or the PG* variables); returns once it answers /livez."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    env.update(database, LISTENER_PORT=str(port), LABLINK_CONFIG_JSON=json.dumps(config))
+    process = subprocess.Popen([str(LABLINK), "listener"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    listener = ListenerEndpoint(f"http://127.0.0.1:{port}")
+    try:
+        wait_for(lambda: listener.liveness()[0] == 200 or process.poll() is not None, timeout=30)
+        if process.poll() is not None:
+            log.seek(0)
+            raise AssertionError(f"the listener exited at start:\n{log.read()}")
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process, listener
 
 
 def add_vm(db: Database, hostname: str, status: VmStatus = VmStatus.RUNNING) -> str:

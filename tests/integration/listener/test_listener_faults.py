@@ -1,15 +1,20 @@
-"""No assignment is lost: the LISTEN connection killed, PostgreSQL restarted, the listener
-down, clients that disconnect."""
+"""No assignment is lost: the LISTEN connection killed, PostgreSQL restarted or down for a
+minute, the listener down, clients that disconnect."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, closing
 
 import aiohttp
 import pytest
+import requests
 from db_probe import session_count, terminate_sessions
-from listener_support import add_vm, poll, wait_for
+from listener_support import add_vm, poll, spawn_listener, wait_for
 
 from lablink.db.database import Database
 from lablink_listener.settings import LISTEN_APPLICATION_NAME
@@ -141,3 +146,90 @@ def test_clients_that_connect_and_drop_leave_no_waiter(db, start_listener, clien
 
     asyncio.run(scenario())
     assert listener.health() == (200, {"status": "ok", "waiters": 0})
+
+
+OUTAGE_SECONDS = 60.0
+
+
+def _poll_until_assigned(listener, hostname: str, token: str, stop: threading.Event) -> tuple[list[int], dict | None]:
+    """A VM in `wait=` mode, as the client agent polls: again at once after a 204, after a
+    pause after a 503 or a dropped connection. Returns every status it saw and the assignment."""
+    statuses: list[int] = []
+    while not stop.is_set():
+        try:
+            result = poll(listener, hostname, token, wait=2)
+        except requests.RequestException:
+            statuses.append(0)
+        else:
+            statuses.append(result.status)
+            if result.status == 200:
+                return statuses, result.json()
+        if statuses[-1] != 204:
+            stop.wait(0.5)
+    return statuses, None
+
+
+def test_database_down_a_minute_listener_stays_live_and_delivers_after(tmp_path):
+    """PostgreSQL stopped for a minute (an RDS reboot, a failover) and started again: the
+    listener process answers /livez 200 throughout (so neither the load balancer nor ECS
+    replaces it), /healthz 503 while the database is down and 200 after; the VMs that kept
+    waiting on it, and those that kept polling, get the assignments made once it is back."""
+    with ExitStack() as stack:  # unwinds in reverse: polls stopped, listener killed, pool, server
+        server = LocalPostgres()
+        server.start()
+        stack.callback(server.stop)
+        url = create_migrated_database(server.url, "lablink_outage")
+        with closing(Database(url, actor="test")) as db:
+            streaming = {f"vm-s{i}": add_vm(db, f"vm-s{i}") for i in range(20)}
+            bounded = {f"vm-w{i}": add_vm(db, f"vm-w{i}") for i in range(5)}
+        pool = stack.enter_context(ThreadPoolExecutor(len(streaming) + len(bounded) + 1))
+        log = stack.enter_context(open(tmp_path / "listener.log", "w+"))
+        # The listener's own reconnect backoff (up to 2 s), as in AWS; heartbeats every second.
+        process, listener = spawn_listener({"DATABASE_URL": url}, {"listener": {"heartbeat_seconds": 1}}, log)
+        stack.callback(process.wait)
+        stack.callback(process.kill)
+        stop_polling = threading.Event()
+        stack.callback(stop_polling.set)
+        wait_for(lambda: listener.health()[0] == 200)
+
+        streams = {h: pool.submit(poll, listener, h, t, timeout=30) for h, t in streaming.items()}
+        wait_for(lambda: listener.waiters() == len(streaming))
+        polling = {h: pool.submit(_poll_until_assigned, listener, h, t, stop_polling) for h, t in bounded.items()}
+        wait_for(lambda: listener.waiters() == len(streaming) + len(bounded))
+
+        outage = pool.submit(server.restart, down_seconds=OUTAGE_SECONDS)
+        samples = []  # (seconds since the stop began, /livez status, /healthz status)
+        began = time.monotonic()
+        while not outage.done():
+            samples.append((time.monotonic() - began, listener.liveness()[0], listener.health()[0]))
+            assert process.poll() is None
+            time.sleep(0.5)
+        outage.result()
+        back = time.monotonic() - began
+        wait_for(lambda: listener.health()[0] == 200)
+        ready_after = time.monotonic() - began - back
+
+        with closing(Database(url, actor="test")) as db:
+            pins = {}
+            for i in range(len(streaming) + len(bounded)):
+                assignment = db.assignments.claim(f"researcher{i}@example.org", COMMAND)
+                pins[assignment.hostname] = assignment.pin
+        received = {h: f.result(timeout=30) for h, f in streams.items()}
+        seen = {h: f.result(timeout=30) for h, f in polling.items()}
+
+        assert back >= OUTAGE_SECONDS
+        assert [s for s in samples if s[1] != 200] == []  # live throughout
+        # Ready no more once the stop has begun (the LISTEN connection is cut at once), until back.
+        assert [s for s in samples if 1.0 < s[0] < OUTAGE_SECONDS and s[2] != 503] == []
+        assert ready_after < 5  # the reconnect backoff is capped at 2 s
+        assert process.poll() is None and listener.liveness()[0] == 200
+
+        assert set(pins) == set(streaming) | set(bounded)
+        for hostname, result in received.items():
+            # One connection held through the outage: heartbeats kept coming, then the JSON.
+            assert result.json() == {"status": "success", "pin": pins[hostname], "command": COMMAND}
+            during = [at for at, _ in result.chunks if began + 5 < at < began + OUTAGE_SECONDS - 5]
+            assert len(during) >= 30
+        for hostname, (statuses, answer) in seen.items():
+            assert answer == {"status": "success", "pin": pins[hostname], "command": COMMAND}
+            assert 503 in statuses  # told to poll again while the database was down, never left hanging

@@ -4,23 +4,18 @@ graceful drain on SIGTERM."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from db_probe import assignment_row
-from listener_support import ListenerEndpoint, add_vm, poll, wait_for
+from listener_support import add_vm, poll, spawn_listener, wait_for
 
+from lablink.config import ListenerConfig
 from lablink_local.postgres import free_port
-
-LABLINK = Path(sys.executable).with_name("lablink")
 
 
 def libpq_variables(url: str) -> dict[str, str]:
@@ -37,25 +32,16 @@ def libpq_variables(url: str) -> dict[str, str]:
 
 @pytest.fixture(params=["DATABASE_URL", "PG variables"])
 def listener_process(request, database_url, tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
-    env.update(
-        {"DATABASE_URL": database_url} if request.param == "DATABASE_URL" else libpq_variables(database_url),
-        LISTENER_PORT=str(port),
-        LABLINK_CONFIG_JSON=json.dumps({"listener": {"heartbeat_seconds": 0.2}}),
-    )
-    log = open(tmp_path / "listener.log", "w+")
-    process = subprocess.Popen([str(LABLINK), "listener"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    listener = ListenerEndpoint(f"http://127.0.0.1:{port}")
-    try:
-        wait_for(lambda: listener.health()[0] == 200 or process.poll() is not None, timeout=30)
-        assert process.poll() is None, (tmp_path / "listener.log").read_text()
-        yield process, listener, tmp_path / "listener.log"
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        log.close()
+    database = {"DATABASE_URL": database_url} if request.param == "DATABASE_URL" else libpq_variables(database_url)
+    with open(tmp_path / "listener.log", "w+") as log:
+        process, listener = spawn_listener(database, {"listener": {"heartbeat_seconds": 0.2}}, log)
+        try:
+            wait_for(lambda: listener.health()[0] == 200, timeout=30)
+            yield process, listener, tmp_path / "listener.log"
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
 
 
 @pytest.mark.parametrize("listener_process", ["DATABASE_URL"], indirect=True)
@@ -101,12 +87,15 @@ def test_the_process_delivers_an_assignment(db, listener_process):
     assert result.json() == {"status": "success", "pin": assignment.pin, "command": "start-host --code=4/abc"}
 
 
-def test_container_healthcheck_follows_healthz(database_url, start_listener, monkeypatch):
+def test_container_healthcheck_follows_livez_not_the_database(start_listener, monkeypatch):
     from lablink_listener import healthcheck
 
-    listener = start_listener()
+    # Nothing listens on this port: the LISTEN connection cannot come up.
+    listener = start_listener(dsn=f"postgresql://postgres@127.0.0.1:{free_port()}/none", wait_until_healthy=False)
     monkeypatch.setenv("LISTENER_PORT", str(listener.settings.port))
-    assert healthcheck.main() == 0
+    wait_for(lambda: listener.health()[0] == 503)
+    assert listener.liveness() == (200, {"status": "ok"})
+    assert healthcheck.main() == 0  # ECS keeps the task: the database is not the process's fault
     listener.stop()
     assert healthcheck.main() == 1
 
@@ -118,3 +107,19 @@ def test_listen_connection_down_makes_healthz_503(start_listener):
     assert listener.health() == (503, {"error": "the LISTEN connection is down", "waiters": 0})
     result = poll(listener, "vm-1", "some-token")
     assert result.status == 503 and "poll again" in result.json()["error"]
+
+
+@pytest.mark.parametrize("listener_process", ["DATABASE_URL"], indirect=True)
+def test_the_process_caps_wait_below_the_load_balancer_idle_timeout(db, listener_process):
+    """The cap comes from the configuration the process was given (LABLINK_CONFIG_JSON), as the
+    load balancer's idle timeout does in the CDK app."""
+    _, listener, _ = listener_process
+    token = add_vm(db, "vm-1")
+    cap = ListenerConfig(heartbeat_seconds=0.2).max_wait_seconds
+    assert cap < ListenerConfig(heartbeat_seconds=0.2).idle_timeout_seconds
+
+    refused = poll(listener, "vm-1", token, wait=cap + 1)
+
+    assert refused.status == 400
+    assert f"from 0 to {cap}:" in refused.json()["error"]
+    assert poll(listener, "vm-1", token, wait=0.2).status == 204

@@ -7,11 +7,12 @@ the ``LABLINK_CONFIG_JSON`` environment variable, by every Lambda function and t
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lablink import environment
 
@@ -29,10 +30,15 @@ class DbConfig(_Section):
     app_role: str = Field("lablink_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+CLIENT_IMAGE = "ghcr.io/talmolab/lablink-client-base-image:linux-amd64-a1a5c0aa2c5b06a4ae24b1a0e76c52280b9557fe-test"
+
+
 class MachineConfig(_Section):
     machine_type: str = "g4dn.xlarge"
     ami_id: str = ""
-    image: str = "ghcr.io/talmolab/lablink-client-base-image:latest"
+    # The last upstream build with Chrome Remote Desktop (148.x, the container fixes of
+    # talmolab/lablink #330/#334, commit a1a5c0aa); ":latest" now ships KasmVNC, without CRD.
+    image: str = CLIENT_IMAGE
     # None means "no tutorial repository", never the string "None" (a bug of the original).
     repository: str | None = None
     software: str = "sleap"
@@ -61,8 +67,27 @@ class StartupScriptConfig(_Section):
     on_error: Literal["continue", "fail"] = "continue"
 
 
+# The load balancer in front of the listener closes a connection on which nothing was sent for
+# its idle timeout: several heartbeats, never under two minutes. A `wait=` poll sends nothing
+# until it ends, so the listener refuses a `wait` that does not end a margin before that timeout.
+# The CDK app (the load balancer) and the listener (its cap) both read them from here.
+LISTENER_IDLE_HEARTBEATS = 3
+LISTENER_MIN_IDLE_SECONDS = 120
+LISTENER_WAIT_MARGIN_SECONDS = 10
+
+
 class ListenerConfig(_Section):
     heartbeat_seconds: float = Field(20.0, gt=0, le=300)
+
+    @property
+    def idle_timeout_seconds(self) -> int:
+        """The listener load balancer's idle timeout."""
+        return max(LISTENER_MIN_IDLE_SECONDS, math.ceil(self.heartbeat_seconds * LISTENER_IDLE_HEARTBEATS))
+
+    @property
+    def max_wait_seconds(self) -> int:
+        """The longest `wait=` the listener accepts: it ends before the load balancer gives up."""
+        return self.idle_timeout_seconds - LISTENER_WAIT_MARGIN_SECONDS
 
 
 class DeployConfig(_Section):
@@ -86,6 +111,18 @@ class DeployConfig(_Section):
     # default: a fresh account has none, and a stage with logging then fails to deploy. An
     # account that already has one (another deployment, the organisation) sets false.
     api_gateway_cloudwatch_role: bool = True
+    # Where the alarms (and the budget) send email; empty: the alarms notify only the SNS topic.
+    # A shape check rather than email-validator: every function parses this model at cold start,
+    # and importing email-validator costs ~175 ms there.
+    alarm_email: str = Field("", pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+    # A monthly AWS Budgets alert (email at 80% and 100% of actual spend); None: no budget.
+    monthly_budget_usd: int | None = Field(None, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _budget_needs_an_email(self) -> DeployConfig:
+        if self.monthly_budget_usd is not None and not self.alarm_email:
+            raise ValueError("monthly_budget_usd needs alarm_email (the budget's alert goes there)")
+        return self
 
 
 class LablinkConfig(_Section):
