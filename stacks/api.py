@@ -150,34 +150,56 @@ class ApiStack(Stack):
         return provision
 
     def _grant_fleet_control(self, role: iam.IRole, fleet: FleetStack, subnet_ids: list[str]) -> None:
-        """Run and terminate only this deployment's client VMs, from the fleet's launch
-        template, in the public subnets, passing only the client-VM role."""
+        """Run and terminate only this deployment's client VMs, through the fleet's launch
+        template (which names the image: no AMI id here, so a newer image needs no new
+        policy), of the configured instance type, in the public subnets, passing only the
+        client-VM role."""
         env_name = self.config.app.environment
 
         def arn(resource: str, *, account: bool = True) -> str:
             # AMIs are named without an account.
             return self.format_arn(service="ec2", resource=resource, account=None if account else "")
 
-        tagged_request = {"StringEquals": {f"aws:RequestTag/{environment.DEPLOYMENT_TAG}": env_name}}
+        template_arn = arn(f"launch-template/{fleet.launch_template.launch_template_id}")
+        # ec2:LaunchTemplate is set on every resource RunInstances authorizes when the request
+        # names a launch template (AWS: "use a launch template as an authorization vehicle").
+        through_template = {"ArnEquals": {"ec2:LaunchTemplate": template_arn}}
+        tagged_request = {f"aws:RequestTag/{environment.DEPLOYMENT_TAG}": env_name}
         statements = [
-            # The new instance and its volume must carry the deployment's tag.
+            # The new instance: from the template, of the configured type, with the deployment's tag.
             iam.PolicyStatement(
                 sid="RunTaggedInstances",
                 actions=["ec2:RunInstances"],
-                resources=[arn("instance/*"), arn("volume/*")],
-                conditions=tagged_request,
+                resources=[arn("instance/*")],
+                conditions={
+                    **through_template,
+                    "StringEquals": {**tagged_request, "ec2:InstanceType": [self.config.machine.machine_type]},
+                },
             ),
-            # ... and may use only the fleet's launch template, image, security group, subnets.
+            iam.PolicyStatement(
+                sid="RunTaggedVolumes",
+                actions=["ec2:RunInstances"],
+                resources=[arn("volume/*")],
+                conditions={**through_template, "StringEquals": tagged_request},
+            ),
+            # The image only as the template names it: a request overriding ImageId is refused.
+            iam.PolicyStatement(
+                sid="RunTheTemplatesImage",
+                actions=["ec2:RunInstances"],
+                resources=[arn("image/*", account=False)],
+                conditions={**through_template, "Bool": {"ec2:IsLaunchTemplateResource": "true"}},
+            ),
+            # ... the template itself, its security group, the public subnets.
             iam.PolicyStatement(
                 sid="RunFromTheLaunchTemplate",
                 actions=["ec2:RunInstances"],
                 resources=[
-                    arn(f"launch-template/{fleet.launch_template.launch_template_id}"),
-                    arn(f"image/{fleet.image_id}", account=False),
+                    template_arn,
                     arn(f"security-group/{fleet.security_group.security_group_id}"),
                     arn("network-interface/*"),
                     *(arn(f"subnet/{subnet}") for subnet in subnet_ids),
                 ],
+                conditions=through_template,
             ),
             iam.PolicyStatement(
                 sid="TagOnLaunchOnly",
@@ -211,6 +233,13 @@ class ApiStack(Stack):
             )
         acknowledge(
             policy,
+            f"AwsSolutions-IAM5[Resource::{nag_arn(self, 'ec2', 'image/*', account=False)}]",
+            "The image is the one the launch template names (ec2:IsLaunchTemplateResource with the "
+            "template's ec2:LaunchTemplate ARN); naming its id here would pin the policy to the AMI "
+            "of the last Api deploy and refuse launches after the Fleet stack takes a newer one.",
+        )
+        acknowledge(
+            policy,
             "AwsSolutions-IAM5[Resource::*]",
             "ec2:DescribeInstances has no resource-level permissions; the function filters by the "
             "deployment tag itself and the policy grants no action on what it finds.",
@@ -232,8 +261,9 @@ class ApiStack(Stack):
             description="LabLink: researcher page, admin API and client VM telemetry",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # API Gateway writes access and execution logs only with the account's logging role.
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            cloud_watch_role=config.deploy.api_gateway_cloudwatch_role,
+            # Kept on teardown: other APIs of the account may log through it by then.
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if config.deploy.api_gateway_cloudwatch_role else None,
             deploy_options=apigw.StageOptions(
                 stage_name=API_STAGE,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
@@ -257,12 +287,13 @@ class ApiStack(Stack):
             ),
         )
         self._gateway_responses(api)
-        acknowledge(
-            api,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
-            "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-maintained policy of the account-wide "
-            "role API Gateway needs to write the access and execution logs.",
-        )
+        if config.deploy.api_gateway_cloudwatch_role:
+            acknowledge(
+                api,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+                "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-maintained policy of the account-wide "
+                "role API Gateway needs to write the access and execution logs.",
+            )
         acknowledge(
             api,
             "AwsSolutions-APIG3",

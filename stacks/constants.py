@@ -46,6 +46,9 @@ AUTHORIZER_TIMEOUT = 10
 PROVISION_TIMEOUT = 900
 LOG_PROCESSOR_TIMEOUT = 120
 MIGRATE_TIMEOUT = 300
+# How long CloudFormation waits for the migrations' answer (the provider framework answers on
+# the function's failure or timeout well before).
+MIGRATIONS_SERVICE_TIMEOUT = 600
 # Failed log batches are retried, then parked in the dead-letter queue for this long.
 LOG_BATCH_RETRIES = 2
 DEAD_LETTER_RETENTION_DAYS = 14

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from aws_cdk import App, Environment, Stack, Tags
@@ -35,9 +36,10 @@ class Deployment:
 
 def build_deployment(app: App, config: LablinkConfig) -> Deployment:
     env_name = config.app.environment
-    # No account in the config: the stacks deploy to the account of the CLI's credentials,
-    # and synth needs none (no lookups).
-    env = Environment(account=config.deploy.account, region=config.app.region)
+    # No account in the config: the account of the CLI's credentials (CDK_DEFAULT_ACCOUNT, set
+    # by the CDK CLI when it has credentials), which lets the client AMI be looked up once and
+    # recorded; without credentials the stacks stay account-agnostic and synth needs none.
+    env = Environment(account=config.deploy.account or os.environ.get("CDK_DEFAULT_ACCOUNT"), region=config.app.region)
 
     def named(part: str) -> dict:
         return {

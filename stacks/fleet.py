@@ -4,7 +4,7 @@ can do no more than Session Manager and shipping logs to the client log group.""
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack, Tags
+from aws_cdk import Acknowledgment, ArnFormat, Stack, Tags, Token, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -75,17 +75,11 @@ class FleetStack(Stack):
             "of the one client log group cannot be listed in advance.",
         )
 
-        image = (
-            ec2.MachineImage.generic_linux({config.app.region: config.machine.ami_id})
-            if config.machine.ami_id
-            else ec2.MachineImage.from_ssm_parameter(DEFAULT_CLIENT_AMI_PARAMETER, os=ec2.OperatingSystemType.LINUX)
-        )
-        self.image_id = image.get_image(self).image_id
         self.launch_template = ec2.LaunchTemplate(
             self,
             "ClientLaunchTemplate",
             launch_template_name=resource_name(env_name, "client-vm"),
-            machine_image=image,
+            machine_image=client_image(self, config),
             instance_type=ec2.InstanceType(config.machine.machine_type),
             role=self.role,
             security_group=self.security_group,
@@ -107,3 +101,30 @@ class FleetStack(Stack):
         # The CDK would name every VM after this construct; the provisioning step names each
         # VM after its hostname.
         Tags.of(self.launch_template).remove("Name", priority=200)
+
+
+def client_image(stack: Stack, config: LablinkConfig) -> ec2.IMachineImage:
+    """machine.ami_id when set; else the default AMI parameter, looked up once per account and
+    region and recorded in cdk.context.json by the CDK CLI, so that a redeploy launches the
+    image `cdk diff` showed (`cdk context --reset` picks up a newer one). A stack without a
+    known account (synth without credentials) cannot look anything up: CloudFormation then
+    resolves the parameter at deploy time, as it would for any `cdk deploy` of such a template."""
+    if config.machine.ami_id:
+        return ec2.MachineImage.generic_linux({config.app.region: config.machine.ami_id})
+    lookup = not Token.is_unresolved(stack.account)
+    image = ec2.MachineImage.from_ssm_parameter(
+        DEFAULT_CLIENT_AMI_PARAMETER, os=ec2.OperatingSystemType.LINUX, cached_in_context=lookup
+    )
+    if lookup and image.get_image(stack).image_id.startswith(_LOOKUP_PLACEHOLDER):
+        # The first synth of a lookup carries the CDK's placeholder; the CLI looks the value up
+        # and synthesizes again. Refusing the placeholder would stop it before the lookup.
+        Validations.of(stack).acknowledge(
+            Acknowledgment(
+                id="CloudFormation-Validate::E1152",
+                reason="The client AMI is still the CDK's lookup placeholder; the CDK CLI replaces it.",
+            )
+        )
+    return image
+
+
+_LOOKUP_PLACEHOLDER = "dummy-value-for-"

@@ -24,6 +24,7 @@ SYNTH_TIMEOUT = 480
 # A cheap lab deployment: every deploy switch away from its default.
 LAB_CONFIG = {
     "app": {"environment": "lab", "region": "eu-central-1"},
+    "machine": {"machine_type": "g5.xlarge"},
     "listener": {"heartbeat_seconds": 45},
     "deploy": {
         "nat": "instance",
@@ -31,6 +32,7 @@ LAB_CONFIG = {
         "database_multi_az": True,
         "listener_tasks": 2,
         "log_retention_days": 7,
+        "api_gateway_cloudwatch_role": False,
         "alarm_email": "ops@lab.example.org",
         "monthly_budget_usd": 300,
     },

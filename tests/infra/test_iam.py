@@ -46,7 +46,7 @@ def test_instances_must_carry_the_deployment_tag(synth, lab_synth):
             actions = _actions(statement)
             resources = json.dumps(statement["Resource"])
             if "ec2:RunInstances" in actions and ("instance/*" in resources or "volume/*" in resources):
-                assert statement["Condition"] == {"StringEquals": {f"aws:RequestTag/{DEPLOYMENT_TAG}": environment}}
+                assert statement["Condition"]["StringEquals"][f"aws:RequestTag/{DEPLOYMENT_TAG}"] == environment
             if "ec2:TerminateInstances" in actions:
                 assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{DEPLOYMENT_TAG}": environment}}
             if "ec2:CreateTags" in actions:
@@ -109,3 +109,33 @@ def test_every_function_gets_the_config_and_powertools_settings(synth):
         assert env["LABLINK_CONFIG_JSON"] == synth.config.model_dump_json(), name
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "LabLink"
         assert env["POWERTOOLS_SERVICE_NAME"] == res["Properties"]["FunctionName"]
+
+
+def _run_instances(synth) -> list[dict]:
+    statements = _statements_by_role(synth)[_role_of(synth, "provision")]
+    return [s for s in statements if "ec2:RunInstances" in _actions(s)]
+
+
+def test_run_instances_survives_a_newer_image(synth, lab_synth):
+    """No AMI id in the policy (the Fleet stack may take a newer image on any deploy, while the
+    CDK CLI skips an unchanged Api stack): every RunInstances resource is allowed only through
+    the deployment's launch template, and the image only as that template names it."""
+    for s in (synth, lab_synth):
+        (template_id,) = s.resources("Fleet", "AWS::EC2::LaunchTemplate")
+        statements = _run_instances(s)
+        assert statements
+        for statement in statements:
+            assert "ami-" not in json.dumps(statement)
+            (template_arn,) = statement["Condition"]["ArnEquals"].values()
+            assert list(statement["Condition"]["ArnEquals"]) == ["ec2:LaunchTemplate"]
+            assert s.resolve("Api", template_arn["Fn::Join"][1][-1]) == ("Fleet", template_id, None)
+            assert template_arn["Fn::Join"][1][-2] == ":launch-template/"
+        (image,) = [st for st in statements if "image/" in json.dumps(st["Resource"])]
+        assert "::image/*" in json.dumps(image["Resource"])  # any image, as the template names it
+        assert image["Condition"]["Bool"] == {"ec2:IsLaunchTemplateResource": "true"}
+
+
+def test_run_instances_only_of_the_configured_instance_type(synth, lab_synth):
+    for s in (synth, lab_synth):
+        (instances,) = [st for st in _run_instances(s) if "instance/*" in json.dumps(st["Resource"])]
+        assert instances["Condition"]["StringEquals"]["ec2:InstanceType"] == [s.config.machine.machine_type]

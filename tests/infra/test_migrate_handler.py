@@ -1,12 +1,11 @@
-"""The migrations custom resource (functions/migrate) against a real PostgreSQL: it migrates on
-Create and Update, leaves the data alone on Delete, and always answers CloudFormation."""
+"""The migrations custom resource's function (functions/migrate) against a real PostgreSQL,
+called as the CDK provider framework calls it: it migrates on Create and Update and returns
+the resource's id and data, leaves the data alone on Delete, and raises on failure (the
+framework turns the exception into CloudFormation's FAILED answer, with its message)."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import SimpleNamespace
 
 import psycopg2
@@ -26,38 +25,10 @@ def _load_handler():
 handler_module = _load_handler()
 
 
-class _CloudFormation(BaseHTTPRequestHandler):
-    """Stands in for the presigned S3 URL CloudFormation waits on."""
-
-    responses: list[dict]
-
-    def do_PUT(self):  # noqa: N802 - http.server's naming
-        length = int(self.headers["Content-Length"])
-        self.server.responses.append(
-            {"body": json.loads(self.rfile.read(length)), "type": self.headers["Content-Type"]}
-        )
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def cloudformation():
-    server = HTTPServer(("127.0.0.1", 0), _CloudFormation)
-    server.responses = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def _event(server, request_type: str, physical_id: str | None = None) -> dict:
+def _event(request_type: str, physical_id: str | None = None) -> dict:
+    """What the provider framework passes on: CloudFormation's request without its response URL."""
     event = {
         "RequestType": request_type,
-        "ResponseURL": f"http://127.0.0.1:{server.server_address[1]}/response?signed=1",
         "StackId": "arn:aws:cloudformation:us-west-2:123456789012:stack/LabLink-dev-Database/guid",
         "RequestId": "request-1",
         "LogicalResourceId": "Migrations",
@@ -86,62 +57,48 @@ def _tables(url: str) -> set[str]:
     return tables
 
 
-def test_create_migrates_and_answers_success(fresh_database, cloudformation, monkeypatch):
+def test_create_migrates_and_returns_the_resource(fresh_database, monkeypatch):
     url = fresh_database()
     monkeypatch.setenv("DATABASE_URL", url)
-    handler_module.handler(_event(cloudformation, "Create"), CONTEXT)
+    answer = handler_module.handler(_event("Create"), CONTEXT)
 
-    (response,) = cloudformation.responses
-    body = response["body"]
-    assert body["Status"] == "SUCCESS"
-    assert body["PhysicalResourceId"] == "lablink-schema"
-    assert body["Data"]["Applied"] == ",".join(m.version for m in load_migrations())
-    assert (body["StackId"], body["RequestId"], body["LogicalResourceId"]) == (
-        "arn:aws:cloudformation:us-west-2:123456789012:stack/LabLink-dev-Database/guid",
-        "request-1",
-        "Migrations",
-    )
-    assert response["type"] == ""  # what the presigned URL was signed for
+    assert answer == {
+        "PhysicalResourceId": "lablink-schema",
+        "Data": {"Applied": ",".join(m.version for m in load_migrations())},
+    }
     assert {"vms", "lablink_schema_migrations"} <= _tables(url)
 
 
-def test_update_on_a_current_schema_changes_nothing(fresh_database, cloudformation, monkeypatch):
+def test_update_on_a_current_schema_changes_nothing(fresh_database, monkeypatch):
     url = fresh_database()
     monkeypatch.setenv("DATABASE_URL", url)
-    handler_module.handler(_event(cloudformation, "Create"), CONTEXT)
-    handler_module.handler(_event(cloudformation, "Update", "lablink-schema"), CONTEXT)
+    handler_module.handler(_event("Create"), CONTEXT)
+    answer = handler_module.handler(_event("Update", "lablink-schema"), CONTEXT)
 
-    second = cloudformation.responses[1]["body"]
-    assert second["Status"] == "SUCCESS"
-    assert second["Data"] == {"Applied": "none"}
-    assert second["PhysicalResourceId"] == "lablink-schema"
+    assert answer == {"PhysicalResourceId": "lablink-schema", "Data": {"Applied": "none"}}
 
 
-def test_delete_keeps_the_schema_and_data(fresh_database, cloudformation, monkeypatch):
+def test_delete_keeps_the_schema_and_data(fresh_database, monkeypatch):
     url = fresh_database()
     monkeypatch.setenv("DATABASE_URL", url)
-    handler_module.handler(_event(cloudformation, "Create"), CONTEXT)
+    handler_module.handler(_event("Create"), CONTEXT)
     before = _tables(url)
-    handler_module.handler(_event(cloudformation, "Delete", "lablink-schema"), CONTEXT)
+    answer = handler_module.handler(_event("Delete", "lablink-schema"), CONTEXT)
 
-    assert cloudformation.responses[1]["body"]["Status"] == "SUCCESS"
+    assert answer == {"PhysicalResourceId": "lablink-schema"}
     assert _tables(url) == before
 
 
-def test_a_failed_migration_is_reported_not_left_hanging(cloudformation, monkeypatch):
+def test_a_failed_migration_raises_for_the_framework_to_report(monkeypatch):
     # Nothing listens on port 1: the connection is refused at once.
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2")
-    handler_module.handler(_event(cloudformation, "Create"), CONTEXT)
-
-    (response,) = cloudformation.responses
-    assert response["body"]["Status"] == "FAILED"
-    assert "OperationalError" in response["body"]["Reason"]
-    assert len(json.dumps(response["body"])) < 4096
+    with pytest.raises(psycopg2.OperationalError):
+        handler_module.handler(_event("Create"), CONTEXT)
 
 
-def test_a_blocked_migration_times_out_and_is_reported(fresh_database, cloudformation, monkeypatch):
+def test_a_blocked_migration_times_out_and_raises(fresh_database, monkeypatch):
     """Another session holds the migrations' advisory lock: the statement timeout the stack
-    sets (PGOPTIONS) ends the wait, and CloudFormation hears of it."""
+    sets (PGOPTIONS) ends the wait well inside the function's timeout."""
     url = fresh_database()
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=1s")
@@ -149,11 +106,9 @@ def test_a_blocked_migration_times_out_and_is_reported(fresh_database, cloudform
     try:
         with holder.cursor() as cur:
             cur.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
-        handler_module.handler(_event(cloudformation, "Create"), CONTEXT)
+        with pytest.raises(psycopg2.errors.QueryCanceled):
+            handler_module.handler(_event("Create"), CONTEXT)
     finally:
         holder.close()
 
-    (response,) = cloudformation.responses
-    assert response["body"]["Status"] == "FAILED"
-    assert "QueryCanceled" in response["body"]["Reason"]
     assert "vms" not in _tables(url)

@@ -59,7 +59,7 @@ def test_the_scan_catches_a_planted_password():
 
 def test_every_secret_is_generated_at_deploy_time(synth):
     secrets = synth.all_resources("AWS::SecretsManager::Secret")
-    assert len(secrets) == 2  # database credentials, admin password
+    assert len(secrets) == 3  # database master and application logins, admin password
     for _part, _lid, secret in secrets:
         props = secret["Properties"]
         assert "SecretString" not in props

@@ -25,6 +25,9 @@ class DbConfig(_Section):
     # Any name PostgreSQL accepts: it is always quoted as an identifier, never spliced.
     table_name: str = Field("vms", min_length=1, max_length=63)
     message_channel: str = Field("vm_updates", min_length=1, max_length=63)
+    # The login of the functions and the listener (created by a migration; in AWS its password
+    # comes from Secrets Manager). Plain lower-case: it is also a role name of the whole server.
+    app_role: str = Field("lablink_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 CLIENT_IMAGE = "ghcr.io/talmolab/lablink-client-base-image:linux-amd64-a1a5c0aa2c5b06a4ae24b1a0e76c52280b9557fe-test"
@@ -104,6 +107,10 @@ class DeployConfig(_Section):
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365] = 30
     api_rate_limit: int = Field(50, ge=1, le=10_000)
     api_burst_limit: int = Field(100, ge=1, le=5_000)
+    # API Gateway writes logs through one account-wide role (AWS::ApiGateway::Account). On by
+    # default: a fresh account has none, and a stage with logging then fails to deploy. An
+    # account that already has one (another deployment, the organisation) sets false.
+    api_gateway_cloudwatch_role: bool = True
     # Where the alarms (and the budget) send email; empty: the alarms notify only the SNS topic.
     # A shape check rather than email-validator: every function parses this model at cold start,
     # and importing email-validator costs ~175 ms there.

@@ -57,6 +57,8 @@ def placeholders(db: DbConfig) -> dict[str, sql.Composable]:
         "vm_free_index": derived("_free_pool"),
         "vm_instance_index": derived("_instance_unique"),
         "vm_token_index": derived("_token_unique"),
+        "app_role": sql.Identifier(db.app_role),
+        "app_role_name": sql.Literal(db.app_role),
     }
 
 

@@ -50,7 +50,7 @@ def database_url() -> str:
         return psycopg2.extensions.make_dsn(
             host=os.environ.get(environment.DB_HOST) or secret["host"],
             port=secret.get("port", 5432),
-            dbname=secret.get("dbname", "postgres"),
+            dbname=os.environ.get(environment.DB_NAME) or secret.get("dbname", "postgres"),
             user=secret["username"],
             password=secret["password"],
             sslmode="require",
