@@ -15,6 +15,8 @@ LAYER_REQUIREMENTS = ROOT / "requirements" / "layer.txt"
 SQL_DIR = ROOT / "sql"
 CLIENT_DIR = ROOT / "client"  # bundled into the layer for lablink.userdata
 LISTENER_DOCKERFILE = "listener/Dockerfile"  # relative to ROOT, the image's build context
+# Where listener/Dockerfile puts the layer's source folder in the image (its PYTHONPATH).
+LISTENER_IMAGE_LAYER_DIR = "/app"
 
 # The one Python version of the functions (their Lambda runtime and the layer's wheels) and of
 # the listener image (its base image's tag): the newest the CDK offers (a test checks it stays

@@ -17,9 +17,11 @@ from constructs import Construct
 
 from lablink import environment
 from lablink.config import LablinkConfig
+from lablink.db.connection import RDS_CA_BUNDLE
 from stacks.constants import (
     DB_NAME,
     DB_PORT,
+    LAYER_SOURCE_DIR,
     LISTENER_CPU,
     LISTENER_DOCKERFILE,
     LISTENER_HEALTH_COMMAND,
@@ -28,6 +30,7 @@ from stacks.constants import (
     LISTENER_HEALTH_RETRIES,
     LISTENER_HEALTH_START_SECONDS,
     LISTENER_HEALTH_TIMEOUT_SECONDS,
+    LISTENER_IMAGE_LAYER_DIR,
     LISTENER_LB_PORT,
     LISTENER_MEMORY_MIB,
     LISTENER_PORT,
@@ -113,7 +116,10 @@ class ListenerStack(Stack):
                 "PGHOST": database.instance.db_instance_endpoint_address,
                 "PGPORT": str(DB_PORT),
                 "PGDATABASE": DB_NAME,
-                "PGSSLMODE": "require",
+                # asyncpg reads both: the instance's certificate is checked against the RDS
+                # CAs in the image, and its name against PGHOST.
+                "PGSSLMODE": "verify-full",
+                "PGSSLROOTCERT": f"{LISTENER_IMAGE_LAYER_DIR}/{RDS_CA_BUNDLE.relative_to(LAYER_SOURCE_DIR).as_posix()}",
             },
             secrets={
                 "PGUSER": ecs.Secret.from_secrets_manager(database.secret, "username"),

@@ -18,7 +18,7 @@ _DEFAULTS = ListenerConfig()
 @dataclass(frozen=True)
 class Settings:
     # A libpq URL; None means the standard PG* variables (PGHOST, PGPORT, PGUSER,
-    # PGPASSWORD, PGDATABASE, PGSSLMODE), which asyncpg reads itself.
+    # PGPASSWORD, PGDATABASE, PGSSLMODE, PGSSLROOTCERT), which asyncpg reads itself.
     dsn: str | None = None
     db: DbConfig = field(default_factory=DbConfig)
     host: str = "127.0.0.1"

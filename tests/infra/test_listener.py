@@ -8,7 +8,8 @@ import json
 import re
 
 from lablink.config import LISTENER_MIN_IDLE_SECONDS, LISTENER_WAIT_MARGIN_SECONDS, ListenerConfig, parse_config
-from stacks.constants import LISTENER_DOCKERFILE, PYTHON_VERSION, ROOT
+from lablink.db.connection import RDS_CA_BUNDLE
+from stacks.constants import LAYER_SOURCE_DIR, LISTENER_DOCKERFILE, LISTENER_IMAGE_LAYER_DIR, PYTHON_VERSION, ROOT
 
 
 def _container(synth) -> dict:
@@ -32,9 +33,19 @@ def test_listener_connects_to_the_instance_not_the_proxy(synth):
     part, lid, attribute = synth.resolve("Listener", env["PGHOST"])
     assert synth.resources(part)[lid]["Type"] == "AWS::RDS::DBInstance"
     assert attribute == "Endpoint.Address"
-    assert env["PGPORT"] == "5432" and env["PGDATABASE"] == "lablink" and env["PGSSLMODE"] == "require"
+    assert env["PGPORT"] == "5432" and env["PGDATABASE"] == "lablink"
     assert env["LISTENER_PORT"] == "8080"
     assert env["LABLINK_CONFIG_JSON"] == synth.config.model_dump_json()
+
+
+def test_listener_verifies_the_instance_certificate_against_the_bundle_in_its_image(synth):
+    env = _environment(synth)
+    assert env["PGSSLMODE"] == "verify-full"
+    # The image's copy of the layer source (listener/Dockerfile; .dockerignore lets it in).
+    copy = f"COPY {LAYER_SOURCE_DIR.relative_to(ROOT).as_posix()}/lablink {LISTENER_IMAGE_LAYER_DIR}/lablink"
+    assert copy in (ROOT / LISTENER_DOCKERFILE).read_text().splitlines()
+    in_image = env["PGSSLROOTCERT"].removeprefix(f"{LISTENER_IMAGE_LAYER_DIR}/")
+    assert LAYER_SOURCE_DIR / in_image == RDS_CA_BUNDLE and RDS_CA_BUNDLE.is_file()
 
 
 def test_database_credentials_come_from_the_secret(synth):

@@ -10,6 +10,7 @@ from pathlib import Path
 from assembly import ROOT, STACK_PARTS
 from aws_cdk import aws_lambda as lambda_
 
+from lablink.db.connection import RDS_CA_BUNDLE
 from stacks.bundling import layer_inputs
 from stacks.constants import LAYER_SOURCE_DIR, PYTHON_RUNTIME, PYTHON_VERSION, RUNTIME_PROVIDED
 
@@ -103,6 +104,13 @@ def test_layer_holds_the_page_templates_and_static_files(synth):
 
 def test_the_page_files_are_part_of_the_layer_hash():
     assert set(PAGE_FILES) <= set(layer_inputs())
+
+
+def test_layer_holds_the_rds_ca_bundle_and_hashes_it(synth):
+    """database_url() names the bundle beside lablink/db/connection.py as sslrootcert."""
+    bundled = _layer_dir(synth) / RDS_CA_BUNDLE.relative_to(LAYER_SOURCE_DIR)
+    assert bundled.read_bytes() == RDS_CA_BUNDLE.read_bytes()
+    assert RDS_CA_BUNDLE in layer_inputs()
 
 
 def test_layer_wheels_are_built_for_the_lambda_runtime(synth):
