@@ -129,8 +129,9 @@ class ListenerStack(Stack):
         acknowledge(
             task,
             "AwsSolutions-ECS2",
-            "The environment holds only non-secret settings (config JSON, port, database host "
-            "and name); the database user and password come from Secrets Manager as ECS secrets.",
+            "The environment holds only non-secret settings (config JSON, port, database host, "
+            "name and TLS mode, the CA bundle's path); the database user and password come from Secrets Manager "
+            "as ECS secrets.",
         )
         if task.execution_role is not None:
             acknowledge(
