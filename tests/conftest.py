@@ -14,7 +14,6 @@ from lablink.db.database import Database
 from lablink_local.pgbouncer import LocalPgBouncer
 from lablink_local.postgres import as_login, create_database, create_migrated_database, database_server, drop_database
 
-
 # The login of the functions and the listener (migration 0007), as in AWS.
 APP_ROLE = DbConfig().app_role
 
