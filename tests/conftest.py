@@ -1,5 +1,6 @@
 """Shared fixtures: a real PostgreSQL for the whole session (DATABASE_URL's server, else a
-throwaway cluster), and a fresh, migrated database for each test."""
+throwaway cluster), and a fresh, migrated database for each test. The tests set up and inspect
+as the superuser; the functions and the listener log in as the application role, as in AWS."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import pytest
 from lablink.config import DbConfig
 from lablink.db.database import Database
 from lablink_local.pgbouncer import LocalPgBouncer
-from lablink_local.postgres import create_database, create_migrated_database, database_server, drop_database
+from lablink_local.postgres import as_login, create_database, create_migrated_database, database_server, drop_database
+
+# The login of the functions and the listener (migration 0007), as in AWS.
+APP_ROLE = DbConfig().app_role
 
 
 def _worker() -> str:
@@ -28,7 +32,7 @@ def pg_admin_url():
 def pooler(pg_admin_url):
     """PgBouncer in transaction mode in front of the test server: the functions' path to the
     database, as RDS Proxy is in AWS (docs/RDS-PROXY.md)."""
-    with LocalPgBouncer(pg_admin_url) as bouncer:
+    with LocalPgBouncer(pg_admin_url, logins=[APP_ROLE]) as bouncer:
         yield bouncer
 
 
@@ -66,9 +70,15 @@ def database_url(pg_admin_url, migrated_template):
 
 
 @pytest.fixture
-def pooled_database_url(pooler, database_url):
-    """``database_url`` through the pooler: what the functions are given."""
-    return pooler.pooled(database_url)
+def app_database_url(database_url):
+    """``database_url`` logged in as the application role: what the listener is given."""
+    return as_login(database_url, APP_ROLE)
+
+
+@pytest.fixture
+def pooled_database_url(pooler, app_database_url):
+    """The application role through the pooler: what the functions are given."""
+    return pooler.pooled(app_database_url)
 
 
 @pytest.fixture

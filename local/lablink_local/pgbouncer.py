@@ -4,8 +4,10 @@ for RDS Proxy in the local stack, the tests and the benchmarks (docs/RDS-PROXY.m
 Transaction mode, default startup-parameter handling: like RDS Proxy it refuses startup
 options (``options=-c ...``), hands a server connection to a client for one transaction only,
 and so punishes session state. Client authentication is ``trust`` against a userlist of the
-server's user: the throwaway servers trust every local connection, and what RDS Proxy's
-authentication adds (IAM, Secrets Manager) is outside what the code under test can get wrong.
+server's user and the given logins (the application role, as RDS Proxy admits only the role
+whose secret it holds): the throwaway servers trust every local connection, so no password is
+listed, and what RDS Proxy's authentication adds (IAM, Secrets Manager) is outside what the
+code under test can get wrong. PgBouncer logs in to the server as the client's user.
 PgBouncer refuses to run as root, so as root it runs as ``postgres`` (as initdb does).
 """
 
@@ -18,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,12 +42,14 @@ def _binary() -> str:
 
 class LocalPgBouncer:
     """``start()`` runs PgBouncer in front of ``server_url``'s server (every database on it,
-    one pool of ``pool_size`` server connections each); ``pooled(url)`` is the URL of one of
-    its databases through the pooler; ``stop()`` ends it and removes its files."""
+    one pool of ``pool_size`` server connections each per user), admitting the server's user
+    and ``logins``; ``pooled(url)`` is the URL of one of its databases through the pooler;
+    ``stop()`` ends it and removes its files."""
 
-    def __init__(self, server_url: str, pool_size: int = DEFAULT_POOL_SIZE):
+    def __init__(self, server_url: str, pool_size: int = DEFAULT_POOL_SIZE, logins: Sequence[str] = ()):
         self._server = psycopg2.extensions.parse_dsn(server_url)
         self.pool_size = pool_size
+        self._users = list(dict.fromkeys([self._server.get("user", "postgres"), *logins]))
         self.port = free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="lablink-pgbouncer-"))
         self._process: subprocess.Popen | None = None
@@ -56,8 +61,7 @@ class LocalPgBouncer:
         return urlunsplit(parts._replace(netloc=f"{user}@{HOST}:{self.port}"))
 
     def _write_config(self) -> Path:
-        user = self._server.get("user", "postgres")
-        (self._dir / "userlist.txt").write_text(f'"{user}" ""\n')
+        (self._dir / "userlist.txt").write_text("".join(f'"{user}" ""\n' for user in self._users))
         server_host = self._server.get("host", HOST)
         server_port = self._server.get("port", "5432")
         config = self._dir / "pgbouncer.ini"

@@ -122,6 +122,15 @@ def with_database(url: str, dbname: str) -> str:
     return urlunsplit(parts._replace(path="/" + dbname))
 
 
+def as_login(url: str, role: str) -> str:
+    """``url`` logged in as ``role``, with no password: the throwaway servers trust every local
+    login (initdb -A trust), so the application role needs none here (in AWS it has one, from
+    Secrets Manager). A DATABASE_URL server that asks for passwords must trust ``role`` too."""
+    parts = urlsplit(url)
+    address = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{role}@{address}"))
+
+
 def create_database(admin_url: str, name: str, template: str | None = None) -> str:
     """CREATE DATABASE (from a template when given); returns the new database's URL."""
     conn = psycopg2.connect(admin_url)

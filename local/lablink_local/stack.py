@@ -2,7 +2,9 @@
 
 - PostgreSQL: DATABASE_URL's server, else a throwaway cluster; a fresh database, migrated;
   the functions reach it through PgBouncer in transaction mode (RDS Proxy's stand-in), the
-  listener and the migrations directly, as in AWS.
+  listener and the migrations directly, as in AWS. As in AWS, the functions and the listener
+  log in as the application role (``db.app_role``, migration 0007), the migrations as the
+  server's superuser.
 - AWS: moto in server mode (EC2, CloudWatch Logs, Secrets Manager) holding the launch
   template, the client log group and the admin secret the CDK stacks would create.
 - The API: the API Gateway emulator over HTTP, running the real authorizer and functions
@@ -80,7 +82,8 @@ class LocalStack:
         self.progress = progress
         self._cleanup = contextlib.ExitStack()
         self.api_url = ""
-        self.database_url = ""  # direct (the listener's, and for checks); the functions' is pooled
+        self.database_url = ""  # direct, the superuser's (migrations, checks)
+        self.app_database_url = ""  # direct, the application role's (the listener); the functions' is pooled
         self.cloud: CloudResources | None = None  # once the emulator runs
         self.simulator: VmSimulator | None = None
 
@@ -120,21 +123,22 @@ class LocalStack:
     # -- the parts ----------------------------------------------------------------------------
 
     def _start_database(self) -> str:
-        from lablink_local.postgres import create_migrated_database, database_server, drop_database
+        from lablink_local.postgres import as_login, create_migrated_database, database_server, drop_database
 
         admin_url = self._cleanup.enter_context(database_server())
         name = f"lablink_local_{uuid.uuid4().hex[:8]}"
         url = create_migrated_database(admin_url, name, self.config.db)
         self._cleanup.callback(drop_database, admin_url, name)
-        self.database_url = os.environ["DATABASE_URL"] = url
+        self.database_url = url
+        self.app_database_url = as_login(url, self.config.db.app_role)
         self._admin_url = admin_url
         return f"database {name}, schema applied"
 
     def _start_pooler(self) -> str:
         from lablink_local.pgbouncer import LocalPgBouncer
 
-        pooler = self._cleanup.enter_context(LocalPgBouncer(self._admin_url))
-        os.environ["DATABASE_URL"] = pooler.pooled(self.database_url)  # what the functions connect to
+        pooler = self._cleanup.enter_context(LocalPgBouncer(self._admin_url, logins=[self.config.db.app_role]))
+        os.environ["DATABASE_URL"] = pooler.pooled(self.app_database_url)  # what the functions connect to
         return os.environ["DATABASE_URL"]
 
     def _start_cloud(self) -> str:
@@ -152,7 +156,7 @@ class LocalStack:
     def _start_listener(self) -> str:
         port = free_port()
         # LISTEN needs a session of its own: the listener connects directly, not through the pooler.
-        env = {**os.environ, "DATABASE_URL": self.database_url, "LISTENER_HOST": HOST, "LISTENER_PORT": str(port), "LOG_LEVEL": "WARNING"}
+        env = {**os.environ, "DATABASE_URL": self.app_database_url, "LISTENER_HOST": HOST, "LISTENER_PORT": str(port), "LOG_LEVEL": "WARNING"}
         log_path = self.state_dir / "listener.log"
         with open(log_path, "ab") as log:
             # Its own session: a Ctrl-C at the terminal reaches this process only, which then

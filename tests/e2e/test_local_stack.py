@@ -8,6 +8,7 @@ import socket
 import subprocess
 import urllib.request
 
+import psycopg2
 from e2e_support import LABLINK, LocalStackProcess, crd, descendants, process_table, wait_until
 
 CODES = ("4/0Aalpha-Code_1", "4/0Abeta-Code_2", "4/0Agamma-Code_3")
@@ -16,6 +17,19 @@ RESEARCHERS = ("ada@example.org", "grace@example.org", "alan@example.org")
 
 def vms_by_name(stack: LocalStackProcess) -> dict[str, dict]:
     return {vm["hostname"]: vm for vm in stack.client.vms()}
+
+
+def database_of(stack: LocalStackProcess) -> str:
+    return stack.value_of("PostgreSQL: ready").split("database ")[1].split(",")[0]
+
+
+def sessions_of(server_url: str, database: str) -> set[tuple[str, str]]:
+    """(login, application_name) of every session on ``database``."""
+    with psycopg2.connect(server_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT usename, application_name FROM pg_stat_activity WHERE datname = %s", (database,))
+        found = {(user, name) for user, name in cur.fetchall()}
+    conn.close()
+    return found
 
 
 def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
@@ -91,6 +105,13 @@ def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
         assert any("lablink_listener" in cmd for _, cmd in running), "the listener runs under the stack"
         # The functions reach PostgreSQL through PgBouncer, as they reach it through RDS Proxy in AWS.
         assert any("pgbouncer" in cmd for _, cmd in running), "the functions' pooler runs under the stack"
+        # The functions (PgBouncer's server connections) and the listener log in as the
+        # application role, as in AWS; only the migrations used the superuser.
+        logins = sessions_of(pg_admin_url, database_of(stack))
+        assert {user for user, _ in logins} == {"lablink_app"}, logins
+        names = {name for _, name in logins}
+        # PgBouncer's server connections keep the application_name of the last function served.
+        assert "lablink-listener" in names and names - {"lablink-listener", "lablink-listener-query"}, logins
     except BaseException:
         stack.kill()
         print(stack.output())
@@ -102,13 +123,11 @@ def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
     left = {pid: cmd for pid, (_, cmd) in process_table().items() if (pid, cmd) in running or str(stack.state_dir) in cmd}
     assert left == {}
     # Its database is dropped too.
-    import psycopg2
-
     with psycopg2.connect(pg_admin_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'lablink_local_%%'")
         names = [row[0] for row in cur.fetchall()]
     conn.close()
-    assert stack.value_of("PostgreSQL: ready").split("database ")[1].split(",")[0] not in names
+    assert database_of(stack) not in names
 
 
 

@@ -89,7 +89,8 @@ def listener_service(database_url: str, log_dir: Path, port: int | None = None) 
 
 @dataclass
 class Stack:
-    database_url: str
+    database_url: str  # the superuser's: setup and inspection
+    app_database_url: str  # the application role's: the listener's login
     db: Database
     gateway: Service
     listener: Service

@@ -13,19 +13,21 @@ from client_stack import Stack, gateway_service, listener_service, make_vm
 from lablink.config import DbConfig
 from lablink.db.database import Database
 from lablink_local.pgbouncer import LocalPgBouncer
-from lablink_local.postgres import create_database, drop_database
+from lablink_local.postgres import as_login, create_database, drop_database
 
 
 def _stack(pg_admin_url: str, pooler: LocalPgBouncer, template: str, log_dir: Path):
     name = f"lablink_client_{uuid.uuid4().hex[:12]}"
     url = create_database(pg_admin_url, name, template=template)
     db = Database(url, DbConfig(), actor="test")
-    # The functions through the pooler; the listener (LISTEN) directly, as in AWS.
-    gateway, listener = gateway_service(pooler.pooled(url), log_dir), listener_service(url, log_dir)
+    # The functions through the pooler; the listener (LISTEN) directly; both as the
+    # application role, as in AWS.
+    app_url = as_login(url, DbConfig().app_role)
+    gateway, listener = gateway_service(pooler.pooled(app_url), log_dir), listener_service(app_url, log_dir)
     try:
         gateway.start()
         listener.start()
-        yield Stack(url, db, gateway, listener, log_dir)
+        yield Stack(url, app_url, db, gateway, listener, log_dir)
     finally:
         listener.stop()
         gateway.stop()

@@ -156,7 +156,7 @@ def test_in_use_is_posted_on_change_only_and_again_after_assignment(stack, vm, h
 
 
 def test_the_agent_carries_on_when_the_listener_is_down_for_a_while(stack, vm, host, agents, tmp_path):
-    listener = listener_service(stack.database_url, tmp_path)
+    listener = listener_service(stack.app_database_url, tmp_path)
     agent, _ = start_agent(agents, host, vm, tmp_path, stack.api_url, f"http://127.0.0.1:{listener.port}")
     running(stack, vm, agent)
     wait_until(lambda: agent.log().count("listener: URLError") >= 3, message="failed polls\n" + agent.log())
