@@ -4,7 +4,10 @@ kind in lablink.routes.
 
 The authorizer raises ``Unauthorized`` for missing or wrong credentials (API Gateway answers
 401, with ``WWW-Authenticate: Basic`` added by a gateway response) and allows otherwise,
-handing the VM's hostname to the function in the authorizer context.
+handing the VM's hostname to the function in the authorizer context. It fails closed: when
+the token lookup cannot reach the database it denies (API Gateway answers 403). Raising
+instead would make API Gateway answer 500 (an authorizer error is its "authorizer
+configuration error"), and no authorizer answer can carry a 503 or a Retry-After.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import os
 from collections.abc import Callable, Mapping
 
 from lablink import environment
+from lablink.db.errors import DatabaseUnreachable
+from lablink.observability import logger
 from lablink.routes import ROUTES, Auth, Route
 from lablink.tokens import hash_token
 
@@ -132,5 +137,9 @@ def authorize(event: Mapping, find_hostname: Callable[[str], str | None]) -> dic
     if route.auth is Auth.ADMIN:
         username = check_admin(authorization)
         return policy(f"admin:{username}", "Allow", method_arn, {"role": "admin"})
-    hostname = check_vm(authorization, find_hostname)
+    try:
+        hostname = check_vm(authorization, find_hostname)
+    except DatabaseUnreachable:
+        logger.warning("database unreachable: VM token not checked, request denied")
+        return policy("unverified", "Deny", method_arn)
     return policy(f"vm:{hostname}", "Allow", method_arn, {"role": "vm", "hostname": hostname})

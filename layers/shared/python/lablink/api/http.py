@@ -1,5 +1,5 @@
 """What every API function shares: the resolver with validation, the error format of
-API.md and the 1 MiB body limit."""
+API.md (503 with Retry-After while the database is unreachable) and the 1 MiB body limit."""
 
 from __future__ import annotations
 
@@ -12,9 +12,16 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 
+from lablink.db.errors import DatabaseUnreachable
 from lablink.observability import logger
 
 MAX_BODY_BYTES = 1024 * 1024
+
+# While the database is unreachable: how long a client should wait before asking again
+# (Connection already retried once; an RDS failover or a restart takes seconds to minutes).
+RETRY_AFTER_SECONDS = 5
+DATABASE_UNREACHABLE = "The database is unreachable; try again shortly."
+_RETRY_LATER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 # Names of API.md in the generated OpenAPI document.
 OPENAPI_TITLE = "LabLink Serverless API"
@@ -31,8 +38,18 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def error_response(status: int, message: str, **extra: Any) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": message, **extra})
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": message, **extra}, headers=dict(headers or {})
+    )
+
+
+def unreachable_response(error: DatabaseUnreachable, page: str | None = None) -> Response:
+    """503 with Retry-After: the JSON error, or ``page`` for a browser."""
+    logger.warning("database unreachable", extra={"reason": str(error)})
+    if page is None:
+        return error_response(503, DATABASE_UNREACHABLE, _RETRY_LATER)
+    return Response(status_code=503, content_type=content_types.TEXT_HTML, body=page, headers=_RETRY_LATER)
 
 
 def _describe(error: Mapping) -> str:
@@ -64,6 +81,8 @@ def make_resolver() -> APIGatewayRestResolver:
         # Powertools allows a dict message; the "error" of API.md is always text.
         message = error.msg if isinstance(error.msg, str) else json.dumps(error.msg)
         return error_response(error.status_code, message)
+
+    app.exception_handler(DatabaseUnreachable)(unreachable_response)
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response:

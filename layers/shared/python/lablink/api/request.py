@@ -1,5 +1,6 @@
 """Researcher routes (public): the request page, the free-VM count, VM requests by JSON or
-by the page's form post (which is answered with an HTML page and the same status)."""
+by the page's form post (which is answered with an HTML page and the same status, a database
+outage included)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,22 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Form
 
-from lablink.api.http import ApiError, decoded_body, error_response, make_resolver
+from lablink.api.http import (
+    DATABASE_UNREACHABLE,
+    RETRY_AFTER_SECONDS,
+    ApiError,
+    decoded_body,
+    error_response,
+    make_resolver,
+    unreachable_response,
+)
 from lablink.api.models import AssignmentOut, Count
 from lablink.crd import MAX_LENGTH as CRD_MAX_LENGTH
 from lablink.crd import CrdCommandError, parse_crd_command
-from lablink.db.errors import NoFreeVm
+from lablink.db.errors import DatabaseUnreachable, NoFreeVm
 from lablink.models import EMAIL_MAX_LENGTH
 from lablink.observability import count, logger
-from lablink.pages.researcher import assigned_page, index_page
+from lablink.pages.researcher import assigned_page, index_page, unavailable_page
 from lablink.runtime import database
 
 app = make_resolver()
@@ -33,12 +42,21 @@ def _html(status: int, text: str) -> Response:
     return Response(status_code=status, content_type=content_types.TEXT_HTML, body=text)
 
 
+def _wants_page() -> bool:
+    """The researcher's browser: the page itself or its form post (the rest is JSON)."""
+    return app.current_event.path == "/" or _is_form_post()
+
+
 def _form_error(status: int, message: str) -> Response:
     """The request page again, with the error and what the researcher typed."""
     typed = dict(parse_qsl(decoded_body(app.current_event.raw_event), keep_blank_values=True))
+    try:
+        free_count = database("request").assignments.count_free()
+    except DatabaseUnreachable as error:  # raised in an exception handler: no handler would catch it
+        return _database_unreachable(error)
     page = index_page(
         app.current_event.raw_event,
-        database("request").assignments.count_free(),
+        free_count,
         error=message,
         email=typed.get("email", "")[:EMAIL_MAX_LENGTH],
         crd_command=typed.get("crd_command", "")[:CRD_MAX_LENGTH],
@@ -51,6 +69,13 @@ def _api_error(error: ApiError) -> Response:
     if _is_form_post():
         return _form_error(error.status, error.message)
     return error_response(error.status, error.message, **error.extra)
+
+
+@app.exception_handler(DatabaseUnreachable)
+def _database_unreachable(error: DatabaseUnreachable) -> Response:
+    if _wants_page():
+        return unreachable_response(error, unavailable_page(app.current_event.raw_event, DATABASE_UNREACHABLE, RETRY_AFTER_SECONDS))
+    return unreachable_response(error)
 
 
 @app.exception_handler(RequestValidationError)

@@ -26,6 +26,7 @@ import psycopg2.extras
 from psycopg2 import sql
 
 from lablink import environment
+from lablink.db.errors import DatabaseUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,8 @@ class Connection:
     def run(self, work: Callable[[Cursor], T], atomic: bool = False) -> T:
         """Run ``work`` (in one transaction when ``atomic``; a single statement, or several
         sent as one string, are atomic anyway). After a broken connection (reconnected) or
-        a deadlock/serialization failure, run it once more."""
+        a deadlock/serialization failure, run it once more; when the database cannot be
+        reached that second time either, raise DatabaseUnreachable."""
         with self._lock:
             try:
                 with self._cursor(atomic) as cur:
@@ -156,8 +158,13 @@ class Connection:
                 if self._conn is not None:
                     self._conn.close()
                 self._conn = None
-                with self._cursor(atomic) as cur:
-                    return work(cur)
+                try:
+                    with self._cursor(atomic) as cur:
+                        return work(cur)
+                except _RECONNECT_ERRORS as again:
+                    if self._conn is not None and not self._conn.closed:
+                        raise  # the connection is up: a failure of the statement, not of the database
+                    raise DatabaseUnreachable(f"the database is unreachable: {again}") from again
 
     def one(self, query: Query, params: Params = None) -> Row | None:
         def work(cur: Cursor) -> Row | None:

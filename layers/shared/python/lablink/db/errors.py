@@ -11,3 +11,9 @@ class UnknownVm(LookupError):
 
 class FleetFull(Exception):
     """A launch would take the fleet past its configured maximum."""
+
+
+class DatabaseUnreachable(Exception):
+    """PostgreSQL could not be reached, or the connection broke again on its one retry: the
+    work was not done (a statement's transaction is rolled back with its connection) and
+    may be asked for again once the database is back."""

@@ -1,4 +1,5 @@
-"""The researcher's pages: the request form with the live count of free VMs, the answer."""
+"""The researcher's pages: the request form with the live count of free VMs, the answer, and
+the page shown while the database is unreachable."""
 
 from __future__ import annotations
 
@@ -24,3 +25,8 @@ def index_page(event: Mapping, free_count: int, *, error: str | None = None, ema
 
 def assigned_page(event: Mapping, hostname: str, pin: str) -> str:
     return page("LabLink: VM assigned", render("researcher/assigned.html", hostname=hostname, pin=pin), event)
+
+
+def unavailable_page(event: Mapping, message: str, retry_after: int) -> str:
+    """The answer while the database is unreachable: no count, no form, only when to retry."""
+    return page("LabLink: unavailable", render("researcher/unavailable.html", error=message, retry_after=retry_after), event)
