@@ -9,6 +9,8 @@ from lablink.runtime import database
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
+    # DatabaseUnreachable is not caught: the invocation fails, Lambda retries it and then
+    # hands the batch to the dead-letter queue (stacks/logs.py), so an outage drops nothing.
     try:
         result = ingest(database("log-processor"), event)
     except MalformedBatch as error:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import socket
 
 import pytest
 from db_probe import log_event_count
 
 from lablink import runtime
+from lablink.db.errors import DatabaseUnreachable
 from lablink_local.gateway import LambdaContext, load_function
 
 GROUP = "/lablink/test/client-vms"
@@ -120,3 +122,18 @@ def test_metrics_are_emitted(process, db, capfd):
     process(data_message(VM, events(3)))
     emf = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
     assert any(doc.get("LogEventsIngested") == [3.0] or doc.get("LogEventsIngested") == 3.0 for doc in emf), emf
+
+
+def test_a_database_outage_fails_the_batch_so_lambda_retries_it(monkeypatch, process, db):
+    """Not dropped: the handler raises, so Lambda retries the asynchronous invocation and then
+    hands the batch to the dead-letter queue (stacks/logs.py); once the database is back the
+    same batch is stored."""
+    db.vms.insert(VM)
+    batch = data_message(VM, events(3))
+    with socket.socket() as closed, monkeypatch.context() as outage:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        outage.setenv("DATABASE_URL", f"postgresql://lablink@127.0.0.1:{closed.getsockname()[1]}/lablink")
+        with pytest.raises(DatabaseUnreachable):
+            process(batch)
+    assert log_event_count(db, VM) == 0
+    assert process(batch)["stored"] == 3
