@@ -22,6 +22,7 @@ from moto import mock_aws
 
 from lablink import environment
 from lablink.db.connection import RDS_CA_BUNDLE, Connection, database_url
+from lablink.db.errors import DatabaseUnreachable
 from lablink_local.postgres import LocalPostgres
 
 HOST = "localhost"
@@ -120,14 +121,15 @@ def test_the_functions_connect_when_the_certificate_chains_to_the_root_and_names
 
 
 def test_the_functions_refuse_a_server_whose_certificate_is_not_from_the_rds_cas(aws_secret):
-    with pytest.raises(psycopg2.OperationalError, match="certificate verify failed"):
+    # A refused certificate leaves the functions without a database: DatabaseUnreachable (503).
+    with pytest.raises(DatabaseUnreachable, match="certificate verify failed"):
         _ssl_in_use(database_url())
 
 
 def test_the_functions_refuse_a_certificate_for_another_host(served, aws_secret):
     _, ca, serve = served
     serve(OTHER_HOST)
-    with pytest.raises(psycopg2.OperationalError, match="does not match host name"):
+    with pytest.raises(DatabaseUnreachable, match="does not match host name"):
         _ssl_in_use(database_url(root_cert=ca))
 
 
