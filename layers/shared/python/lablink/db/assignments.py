@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 from psycopg2 import sql
 
@@ -10,6 +11,11 @@ from lablink.db.connection import Connection
 from lablink.db.errors import NoFreeVm
 from lablink.db.tables import FREE_POOL, VmTable
 from lablink.models import Assignment
+
+# Pauses before each new attempt when the claim skipped free VMs whose rows were locked (a log
+# batch or a telemetry update holds a row lock for milliseconds): about 75 ms in all, then
+# "none free". Bounded, so a long-held lock never makes a researcher wait on it.
+SKIPPED_ROW_RETRY_PAUSES_S = (0.005, 0.02, 0.05)
 
 
 def new_pin() -> str:
@@ -59,11 +65,21 @@ class Assignments:
         transaction; the UPDATE takes a fresh snapshot after the lock), so a second click
         waits for the first and then finds its VM (the unique index on the email backs this
         up). Raises NoFreeVm when no VM is free.
+
+        SKIP LOCKED also skips a free VM whose row someone else (telemetry, a log batch, a
+        concurrent claim) has locked for a moment. So "nothing claimed" is believed only when
+        the committed state, which a plain read sees without waiting on row locks, holds no
+        free VM either; otherwise the claim is tried again after a short pause, a bounded
+        number of times (SKIPPED_ROW_RETRY_PAUSES_S).
         """
-        row = self._conn.one(self._claim, {"email": email, "command": crd_command, "pin": new_pin()})
-        if row is None:
-            raise NoFreeVm("No available VMs. Please try again later.")
-        return Assignment(row["hostname"], row["pin"], row["rejoined"])
+        for pause in (*SKIPPED_ROW_RETRY_PAUSES_S, None):
+            row = self._conn.one(self._claim, {"email": email, "command": crd_command, "pin": new_pin()})
+            if row is not None:
+                return Assignment(row["hostname"], row["pin"], row["rejoined"])
+            if pause is None or self.count_free() == 0:
+                break
+            time.sleep(pause)
+        raise NoFreeVm("No available VMs. Please try again later.")
 
     def count_free(self) -> int:
         return int(self._conn.scalar(self._count_free))
