@@ -104,9 +104,10 @@ async def vm_startup(request: web.Request) -> web.StreamResponse:
         lookups = request.app[LOOKUPS]
         try:
             row = await lookups.vm(hostname)
-            if row is None:
-                return error(404, f"No VM is named {hostname}.")
-            if not token_matches(token, row["token_hash"]):
+            # The token is judged before the hostname: without a valid token nobody learns
+            # whether a hostname exists (a row's token is valid only for that row, so no
+            # valid token ever asks for an unknown hostname's own row: no 404 here).
+            if row is None or not token_matches(token, row["token_hash"]):
                 owner = await lookups.token_owner(hash_token(token))
                 if owner is not None:
                     return error(403, "This token belongs to another VM.")

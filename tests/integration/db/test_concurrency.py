@@ -4,11 +4,16 @@ nobody gets two, and the rest are told clearly that none is free."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
+from contextlib import contextmanager
 
+import psycopg2
 import pytest
 from db_probe import row_count
+from psycopg2 import sql
 
+from lablink.config import DbConfig
 from lablink.db.database import Database
 from lablink.db.errors import NoFreeVm
 
@@ -120,3 +125,57 @@ def test_concurrent_phase_reports_always_produce_the_total(db, database_url):
     for d in databases:
         d.close()
     assert {vm["totalstartupdurationseconds"] for vm in db.vms.list_all()} == {60.0}
+
+
+@contextmanager
+def telemetry_holding_row_lock(database_url: str, hostname: str):
+    """Another session in the middle of a telemetry update of ``hostname``: its row is locked
+    until the block ends (or ``release`` is called), as a log batch or a status report does."""
+    conn = psycopg2.connect(database_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("UPDATE {t} SET last_seen_at = now() WHERE hostname = %s").format(t=sql.Identifier(DbConfig().table_name)),
+                (hostname,),
+            )
+            assert cur.rowcount == 1
+        yield conn.commit
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_a_free_vm_locked_for_a_moment_is_still_handed_out(db, database_url, requester_url):
+    """Issue 12: the only free VM's row locked by a telemetry update made the claim, which
+    skips locked rows, answer "No available VMs" although that VM was free."""
+    db.vms.insert("vm-1", status="running")
+    requester = Database(requester_url, actor="researcher")
+    row_count(requester)  # connected beforehand, so the first attempt meets the lock
+    try:
+        with telemetry_holding_row_lock(database_url, "vm-1") as release:
+            commit_soon = threading.Timer(0.015, release)  # the update commits while the claim runs
+            commit_soon.start()
+            try:
+                assignment = requester.assignments.claim("ada@example.org", "start-host --code=ada")
+            finally:
+                commit_soon.join()
+    finally:
+        requester.close()
+    assert assignment.hostname == "vm-1" and not assignment.rejoined
+    assert db.assignments.count_free() == 0
+
+
+def test_a_free_vm_locked_for_long_gives_none_free_without_waiting_for_the_lock(db, database_url, requester_url):
+    db.vms.insert("vm-1", status="running")
+    requester = Database(requester_url, actor="researcher")
+    row_count(requester)
+    try:
+        with telemetry_holding_row_lock(database_url, "vm-1"):
+            started = time.monotonic()
+            with pytest.raises(NoFreeVm):
+                requester.assignments.claim("ada@example.org", "start-host --code=ada")
+            answered_after = time.monotonic() - started
+    finally:
+        requester.close()
+    assert answered_after < 1.0, "the claim waited on the lock instead of answering"
+    assert db.assignments.count_free() == 1  # nothing was claimed

@@ -121,7 +121,12 @@ def test_a_vm_removed_while_waiting_gets_the_error_json(db, start_listener):
         ("no token", 401),
         ("wrong token", 401),
         ("another VM's token", 403),
-        ("unknown VM", 404),
+        # No enumeration (API.md v2): without a valid token, a hostname that does not exist
+        # is answered exactly as one that does; a valid token names its own VM, so asking
+        # for an unknown one with it is asking for another VM's.
+        ("unknown VM, wrong token", 401),
+        ("unknown VM, no token", 401),
+        ("unknown VM, a VM's token", 403),
         ("no hostname", 400),
         ("bad JSON", 400),
         ("hostname not a name", 400),
@@ -135,7 +140,9 @@ def test_bad_requests_are_refused_with_a_clear_error(db, listener, case, status)
         "no token": dict(hostname="vm-1", token=None),
         "wrong token": dict(hostname="vm-1", token="not-a-token"),
         "another VM's token": dict(hostname="vm-1", token=other_token),
-        "unknown VM": dict(hostname="vm-9", token=token),
+        "unknown VM, wrong token": dict(hostname="vm-9", token="not-a-token"),
+        "unknown VM, no token": dict(hostname="vm-9", token=None),
+        "unknown VM, a VM's token": dict(hostname="vm-9", token=token),
         "no hostname": dict(hostname=None, token=token, body=b'{"status": "running"}'),
         "bad JSON": dict(hostname=None, token=token, body=b'{"hostname": '),
         "hostname not a name": dict(hostname="VM; rm -rf /", token=token),
@@ -179,3 +186,11 @@ def test_configured_table_and_channel_are_used(fresh_database, start_listener):
             assert waiting.result(timeout=10).json()["pin"] == assignment.pin
     finally:
         db.close()
+
+
+def test_a_bad_token_cannot_tell_which_hostnames_exist(db, listener):
+    """Probing a real and a made-up hostname with the same bad token gives identical answers."""
+    add_vm(db, "vm-1")
+    answers = [poll(listener, hostname=name, token="guessed-token") for name in ("vm-1", "vm-does-not-exist")]
+    assert [a.status for a in answers] == [401, 401]
+    assert answers[0].body == answers[1].body

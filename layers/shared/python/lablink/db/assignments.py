@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 from psycopg2 import sql
 
@@ -10,6 +11,11 @@ from lablink.db.connection import Connection
 from lablink.db.errors import NoFreeVm
 from lablink.db.tables import FREE_POOL, VmTable
 from lablink.models import Assignment
+
+# Pauses before each new attempt when the claim skipped free VMs whose rows were locked (a log
+# batch or a telemetry update holds a row lock for milliseconds): about 60 ms in all, then
+# "none free". Bounded, so a long-held lock never makes a researcher wait on it.
+SKIPPED_ROW_RETRY_PAUSES_S = (0.002, 0.01, 0.05)
 
 
 def new_pin() -> str:
@@ -35,17 +41,21 @@ class Assignments:
                 LIMIT 1
             ), target AS (
                 SELECT * FROM own UNION ALL SELECT * FROM free LIMIT 1
+            ), claimed AS (
+                UPDATE {t} AS vm
+                   SET useremail = %(email)s,
+                       crdcommand = %(command)s,
+                       pin = %(pin)s,
+                       inuse = FALSE,
+                       status = 'assigned',
+                       assigned_at = CASE WHEN target.rejoined THEN vm.assigned_at ELSE now() END
+                  FROM target
+                 WHERE vm.hostname = target.hostname
+                RETURNING vm.hostname, vm.pin, target.rejoined
             )
-            UPDATE {t} AS vm
-               SET useremail = %(email)s,
-                   crdcommand = %(command)s,
-                   pin = %(pin)s,
-                   inuse = FALSE,
-                   status = 'assigned',
-                   assigned_at = CASE WHEN target.rejoined THEN vm.assigned_at ELSE now() END
-              FROM target
-             WHERE vm.hostname = target.hostname
-            RETURNING vm.hostname, vm.pin, target.rejoined
+            SELECT claimed.hostname, claimed.pin, claimed.rejoined,
+                   CASE WHEN claimed.hostname IS NULL THEN EXISTS (SELECT 1 FROM {t} WHERE {free}) END AS free_skipped
+              FROM (VALUES (1)) AS always (one) LEFT JOIN claimed ON TRUE
             """
         ).format(t=table.identifier, free=FREE_POOL)
         self._count_free = sql.SQL("SELECT count(*) AS n FROM {t} WHERE {free}").format(t=table.identifier, free=FREE_POOL)
@@ -59,11 +69,22 @@ class Assignments:
         transaction; the UPDATE takes a fresh snapshot after the lock), so a second click
         waits for the first and then finds its VM (the unique index on the email backs this
         up). Raises NoFreeVm when no VM is free.
+
+        SKIP LOCKED also skips a free VM whose row someone else (telemetry, a log batch, a
+        concurrent claim) has locked for a moment. So "nothing claimed" is believed only when
+        the statement's snapshot, which a plain read sees without waiting on row locks, holds
+        no free VM either (``free_skipped``, read in the same statement: no extra round trip);
+        otherwise the claim is tried again after a short pause, a bounded number of times
+        (SKIPPED_ROW_RETRY_PAUSES_S).
         """
-        row = self._conn.one(self._claim, {"email": email, "command": crd_command, "pin": new_pin()})
-        if row is None:
-            raise NoFreeVm("No available VMs. Please try again later.")
-        return Assignment(row["hostname"], row["pin"], row["rejoined"])
+        for pause in (*SKIPPED_ROW_RETRY_PAUSES_S, None):
+            row = self._conn.one(self._claim, {"email": email, "command": crd_command, "pin": new_pin()})
+            if row is not None and row["hostname"] is not None:
+                return Assignment(row["hostname"], row["pin"], row["rejoined"])
+            if pause is None or not (row and row["free_skipped"]):
+                break
+            time.sleep(pause)
+        raise NoFreeVm("No available VMs. Please try again later.")
 
     def count_free(self) -> int:
         return int(self._conn.scalar(self._count_free))
