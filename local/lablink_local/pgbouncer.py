@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2.extensions
 
 from lablink_local.postgres import free_port
+from lablink_local.waiting import accepts_connections
 
 HOST = "127.0.0.1"
 # RDS Proxy's pool, as the benchmarks assume it (bench/assign_burst.py).
@@ -103,20 +103,13 @@ class LocalPgBouncer:
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
         )
         deadline = time.monotonic() + 30
-        while not self._answers():
+        while not accepts_connections(HOST, self.port):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 log = self._dir / "pgbouncer.log"
                 self.stop()
                 raise RuntimeError("PgBouncer did not start: " + (log.read_text()[-2000:] if log.exists() else "no log"))
             time.sleep(0.05)
         return self
-
-    def _answers(self) -> bool:
-        try:
-            socket.create_connection((HOST, self.port), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lablink.config import LablinkConfig, load_config
+from lablink_local.postgres import free_port
 from lablink_local.waiting import answers_ok, wait_until
 
 if TYPE_CHECKING:
@@ -51,14 +52,6 @@ QUIET_FUNCTIONS = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_SERVICE_NAME": "lablink-local",
 }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 class LocalStack:

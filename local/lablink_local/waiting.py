@@ -1,7 +1,9 @@
-"""Polling for a condition with a deadline: the demo and the tests wait for the system so."""
+"""Polling for a condition with a deadline: the local stack, the demo and the tests wait for
+the system so."""
 
 from __future__ import annotations
 
+import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -27,5 +29,14 @@ def answers_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as answer:
             return answer.status == 200
+    except OSError:
+        return False
+
+
+def accepts_connections(host: str, port: int) -> bool:
+    """Whether a server listens on ``host:port`` now (one still starting refuses)."""
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
     except OSError:
         return False

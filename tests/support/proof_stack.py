@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,9 +29,9 @@ import time
 from pathlib import Path
 
 from lablink.config import LablinkConfig
-from lablink_local.postgres import LocalPostgres
-from lablink_local.stack import HOST, STAGE, LocalStack, free_port, terminate
-from lablink_local.waiting import answers_ok, wait_until
+from lablink_local.postgres import LocalPostgres, free_port
+from lablink_local.stack import HOST, STAGE, LocalStack, terminate
+from lablink_local.waiting import accepts_connections, answers_ok, wait_until
 
 GATEWAY_CODE = (
     "import sys; from lablink_local.gateway import Gateway, serve; "
@@ -100,14 +99,10 @@ class ProofStack(LocalStack):
             )
         self._cleanup.callback(terminate, self.gateway)
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection((HOST, port), timeout=0.5).close()
-                break
-            except OSError:
-                if self.gateway.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the gateway process did not start: see gateway.log") from None
-                time.sleep(0.05)
+        while not accepts_connections(HOST, port):
+            if self.gateway.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the gateway process did not start: see gateway.log")
+            time.sleep(0.05)
         return self.api_url
 
     def _start_vms(self) -> str:

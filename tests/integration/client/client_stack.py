@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,12 @@ from client_fakes import FakeHost
 
 from lablink.db.database import Database
 from lablink.tokens import hash_token, mint_token
+from lablink_local.postgres import free_port
 from lablink_local.stack import terminate
+from lablink_local.waiting import accepts_connections
 
 PYTHON = sys.executable
 STAGE = "local"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Service:
@@ -47,13 +42,11 @@ class Service:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            if accepts_connections("127.0.0.1", self.port):
                 return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.name} did not open port {self.port}") from None
-                time.sleep(0.05)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not open port {self.port}")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process:

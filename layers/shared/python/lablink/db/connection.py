@@ -93,9 +93,10 @@ class _SettingCursor(psycopg2.extras.RealDictCursor):
 
 
 class Connection:
-    """Runs statements on one connection (its cursors return rows as dicts), in autocommit: a single statement is its own
-    transaction with no BEGIN/COMMIT round trips; work that needs several statements asks
-    for a transaction (``atomic``). Statements of different threads take turns."""
+    """Runs statements on one connection (its cursors return rows as dicts), in autocommit: a
+    single statement is its own transaction with no BEGIN/COMMIT round trips; work that needs
+    several statements asks for a transaction (``atomic``). Statements of different threads
+    take turns."""
 
     def __init__(self, dsn: str, actor: str) -> None:
         self._dsn = dsn
