@@ -191,9 +191,9 @@ if args[0] == "exec":
 sys.exit(0)
 """
 
-# `systemctl enable --now lablink-agent.service` starts the unit's ExecStart in the
-# background (pid in agent.pid), after merging agent-settings.json (the test's short
-# intervals) into the agent's settings file.
+# `systemctl enable --now UNIT` runs a oneshot unit's ExecStart at once and answers its exit
+# status, as systemd does; it starts the agent's unit in the background (pid in agent.pid),
+# after merging agent-settings.json (the test's short intervals) into the agent's settings file.
 SYSTEMCTL = r"""
 import json, os, pathlib, shlex, subprocess, sys
 here = pathlib.Path(__file__).parent
@@ -203,6 +203,8 @@ if sys.argv[1:3] == ["enable", "--now"]:
     root = os.environ.get("LABLINK_ROOT", "")
     unit = pathlib.Path(root + "/etc/systemd/system/" + sys.argv[3]).read_text()
     command = shlex.split(next(l for l in unit.splitlines() if l.startswith("ExecStart="))[len("ExecStart="):])
+    if "Type=oneshot" in unit.splitlines():
+        sys.exit(subprocess.run(command).returncode)
     settings_path = command[command.index("--settings") + 1]
     overrides = here / "agent-settings.json"
     if overrides.exists():
@@ -212,6 +214,22 @@ if sys.argv[1:3] == ["enable", "--now"]:
     with open(here / "agent.log", "ab") as log:
         agent = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     (here / "agent.pid").write_text(str(agent.pid))
+"""
+
+# `iptables`: records every call; keeps the rules it was given in iptables.rules.json, so that
+# -C (check) answers 1 for a rule it does not hold, as the real one does.
+IPTABLES = r"""
+import json, pathlib, sys
+here = pathlib.Path(__file__).parent
+with open(here / "iptables.calls.jsonl", "a") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\n")
+store = here / "iptables.rules.json"
+rules = json.loads(store.read_text()) if store.exists() else []
+action, rule = sys.argv[1], sys.argv[2:]
+if action == "-C":
+    sys.exit(0 if rule in rules else 1)
+if action in ("-I", "-A"):
+    store.write_text(json.dumps([rule, *rules] if action == "-I" else [*rules, rule]))
 """
 
 RECORDER = r"""
@@ -231,6 +249,7 @@ class FakeVm(FakeHost):
         self.root = root
         write_script(self.bin, "docker", DOCKER)
         write_script(self.bin, "systemctl", SYSTEMCTL)
+        write_script(self.bin, "iptables", IPTABLES)
         for name in ("git", "nvidia-ctk"):
             write_script(self.bin, name, RECORDER)
         # The user data's waits between retries pass at once.
@@ -264,6 +283,11 @@ class FakeVm(FakeHost):
 
     def docker_fails(self, command: str) -> None:
         (self.bin / f"docker-{command}.fail").write_text("")
+
+    def firewall_rules(self) -> list[list[str]]:
+        """The rules the VM's firewall holds (iptables' arguments after -I/-A)."""
+        path = self.bin / "iptables.rules.json"
+        return json.loads(path.read_text()) if path.exists() else []
 
     def calls(self, program: str) -> list:
         path = self.bin / f"{program}.calls.jsonl"
