@@ -1,6 +1,7 @@
 """The client VMs' launch template: the configured AMI and instance type, an encrypted gp3 root
-volume, IMDSv2 only, a security group without any inbound rule, and an instance profile that
-can do no more than Session Manager and shipping logs to the client log group."""
+volume, IMDSv2 only with a hop limit of 1 (no instance metadata for containers), a security
+group without any inbound rule, and an instance profile that can do no more than Session
+Manager and shipping logs to the client log group."""
 
 from __future__ import annotations
 
@@ -84,8 +85,10 @@ class FleetStack(Stack):
             role=self.role,
             security_group=self.security_group,
             require_imdsv2=True,
-            # The client's container reaches the instance metadata through one more hop.
-            http_put_response_hop_limit=2,
+            # An IMDSv2 token's response travels one hop: the host's agents get one, the
+            # researcher's container (one hop further, behind Docker's bridge) does not, so it
+            # cannot read the instance role's credentials or the user data (the VM token).
+            http_put_response_hop_limit=1,
             block_devices=[
                 ec2.BlockDevice(
                     device_name=CLIENT_ROOT_DEVICE,

@@ -5,6 +5,9 @@ container, and reports GPU health and in-use state."""
 
 from __future__ import annotations
 
+import shlex
+import stat
+import subprocess
 import uuid
 
 from client_stack import FAST
@@ -56,23 +59,20 @@ def test_boot_to_assignment_on_a_gpu_vm(stack, vm, vm_host, tmp_path):
     cw_config = (vm_host.root / "etc/lablink/cloudwatch-agent.json").read_text()
     assert '"log_group_name": "/lablink/dev/client"' in cw_config and f'"log_stream_name": "{vm.hostname}"' in cw_config
 
-    # The container: NVIDIA runtime (the instance has a GPU), restart policy, values via the
-    # environment only (the token never on a command line).
+    # The container: NVIDIA runtime (the instance has a GPU), restart policy, Docker's bridge
+    # network, named after the VM, and nothing of LabLink's: the token stays with the agent.
     assert vm_host.calls("nvidia-ctk") == [["runtime", "configure", "--runtime=docker"]]
     run = docker_run(vm_host)
     argv = run["argv"]
     assert argv[argv.index("--restart") + 1] == "unless-stopped"
     assert "--gpus" in argv and argv[argv.index("--gpus") + 1] == "all"
+    assert argv[argv.index("--hostname") + 1] == vm.hostname
+    assert "--network" not in argv
     assert argv[-1] == CLIENT_IMAGE
+    assert run["env"] == {}
     assert vm.token not in " ".join(argv)
-    assert run["env"] == {
-        "LABLINK_HOSTNAME": vm.hostname,
-        "LABLINK_TOKEN": vm.token,
-        "LABLINK_API_URL": stack.api_url,
-        "LABLINK_LISTENER_URL": stack.listener_url,
-        "LABLINK_SOFTWARE": software,
-        "LABLINK_REPOSITORY": REPOSITORY,
-    }
+    settings = vm_host.root / "etc/lablink/agent.json"
+    assert stat.S_IMODE(settings.stat().st_mode) == 0o600 and vm.token in settings.read_text()
     assert vm_host.calls("git") == [["clone", "--", REPOSITORY]]
 
     # The agent service: phase 3, then running (assignable), GPU health.
@@ -171,7 +171,7 @@ def test_a_failing_startup_script_fails_the_vm_when_configured_so(stack, vm, vm_
     assert done.returncode == 1
     assert "the custom startup script failed (exit status 4)" in done.stderr
     assert stack.row(vm.hostname)["status"] == "error"
-    assert vm_host.calls("systemctl") == []
+    assert ["enable", "--now", "lablink-agent.service"] not in vm_host.calls("systemctl")  # never offered
 
 
 def test_a_failing_startup_script_is_only_a_warning_on_continue(stack, vm, vm_host, tmp_path):
@@ -183,3 +183,23 @@ def test_a_failing_startup_script_is_only_a_warning_on_continue(stack, vm, vm_ho
     assert marker.read_text().strip().endswith("custom-startup.sh ran")
     assert "WARNING: the custom startup script failed (exit status 4)" in done.stdout
     wait_until(lambda: stack.row(vm.hostname)["status"] == "running", message="running")
+
+
+def test_the_metadata_guard_holds_after_a_reboot(stack, vm, vm_host, tmp_path):
+    """The firewall rule that keeps containers from the instance metadata is added before the
+    container starts, and its unit adds it again at every boot (iptables rules do not
+    survive one), never twice."""
+    vm_host.gpu("absent")
+    _, done = boot(stack, vm, vm_host, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rule = ["DOCKER-USER", "--destination", "169.254.169.254/32", "--jump", "DROP"]
+    assert vm_host.firewall_rules() == [rule]
+    assert ["enable", "--now", "lablink-metadata-guard.service"] in vm_host.calls("systemctl")
+    unit = (vm_host.root / "etc/systemd/system/lablink-metadata-guard.service").read_text()
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    command = shlex.split(exec_start[len("ExecStart=") :])
+
+    (vm_host.bin / "iptables.rules.json").unlink()  # a reboot: the kernel's rules are gone
+    for _ in range(2):  # the boot, then a Docker restart
+        assert subprocess.run(command, env=vm_host.env).returncode == 0
+    assert vm_host.firewall_rules() == [rule]

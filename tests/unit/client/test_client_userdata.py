@@ -240,3 +240,41 @@ def test_a_layer_bundle_uses_the_copy_beside_the_package(tmp_path):
     )
     assert bundled.client_dir() == package / "client_files"
     assert "# bundled copy" in script
+
+
+def _statement(script: str, start: str) -> str:
+    """The script's statement that begins with ``start``, its continuation lines joined."""
+    lines = script[script.index("\n" + start) + 1 :].splitlines()
+    statement = []
+    for line in lines:
+        statement.append(line.rstrip("\\").strip())
+        if not line.endswith("\\"):
+            return " ".join(statement)
+    raise AssertionError(f"unterminated statement {start!r}")
+
+
+def test_the_container_gets_dockers_bridge_and_nothing_of_lablinks():
+    script = render()
+    run = _statement(script, "docker run ")
+    assert "--network" not in run and "--net " not in run and "--net=" not in run
+    # No environment at all: the token (and the URLs it opens) stay with the host agent.
+    assert " -e " not in run and "--env" not in run and "LABLINK_TOKEN" not in run
+    assert "export LABLINK_TOKEN" not in script and "-e LABLINK_TOKEN" not in script
+    assert '--hostname "$LABLINK_HOSTNAME"' in run
+
+
+def test_the_metadata_guard_is_in_place_before_the_container_and_at_every_boot():
+    script = render()
+    assert 'METADATA_RULE="DOCKER-USER --destination 169.254.169.254/32 --jump DROP"' in script
+    unit = script[script.index("<<GUARD\n") : script.index("\nGUARD\n")]
+    assert "ExecStart=/bin/sh -c 'iptables -C $METADATA_RULE 2>/dev/null || iptables -I $METADATA_RULE'" in unit
+    for line in ("Type=oneshot", "After=docker.service", "PartOf=docker.service", "WantedBy=multi-user.target"):
+        assert line in unit.splitlines()
+    assert script.index('systemctl enable --now "$METADATA_GUARD"') < script.index("\ndocker run ")
+
+
+def test_the_agent_settings_file_is_made_root_only():
+    script = render()
+    assert "\numask 077\n" in script
+    written = script.index('printf \'%s\\n\' "$LABLINK_AGENT_SETTINGS" >"$SETTINGS"\n')
+    assert script.index('chmod 600 "$SETTINGS"') > written
