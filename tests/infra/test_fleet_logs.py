@@ -18,6 +18,8 @@ def _launch_template(synth) -> dict:
 def test_client_vms_require_imdsv2_and_an_encrypted_gp3_root(synth):
     data = _launch_template(synth)
     assert data["MetadataOptions"]["HttpTokens"] == "required"
+    # A token's response goes one hop: the host, never the researcher's container behind it.
+    assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
     (root,) = data["BlockDeviceMappings"]
     assert root["Ebs"]["Encrypted"] is True
     assert root["Ebs"]["VolumeType"] == "gp3"

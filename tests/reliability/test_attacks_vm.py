@@ -124,3 +124,4 @@ def test_the_launch_template_gives_the_metadata_token_one_hop_only():
     options = template["Properties"]["LaunchTemplateData"]["MetadataOptions"]
     assert options["HttpTokens"] == "required"  # no IMDSv1: every read needs a token
     assert options["HttpPutResponseHopLimit"] == 1  # and a token never reaches the container
+    assert options.get("HttpProtocolIpv6", "disabled") == "disabled"  # no endpoint the firewall rule misses
