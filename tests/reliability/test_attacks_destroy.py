@@ -44,10 +44,15 @@ def finished(stack: dict, operation_id: str, timeout: float = 120) -> dict:
 
 def live_instance_ids(stack: dict) -> list[str]:
     ec2 = boto3.client(
-        "ec2", endpoint_url=stack["aws_endpoint_url"], region_name="us-west-2",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "ec2",
+        endpoint_url=stack["aws_endpoint_url"],
+        region_name="us-west-2",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
-    pages = ec2.get_paginator("describe_instances").paginate(Filters=[{"Name": "instance-state-name", "Values": LIVE_STATES}])
+    pages = ec2.get_paginator("describe_instances").paginate(
+        Filters=[{"Name": "instance-state-name", "Values": LIVE_STATES}]
+    )
     return [i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]]
 
 

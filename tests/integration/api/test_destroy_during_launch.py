@@ -1,4 +1,4 @@
-""""Destroy all" while a launch is creating VMs (issue 12 item 6): the destroy step runs at a
+""" "Destroy all" while a launch is creating VMs (issue 12 item 6): the destroy step runs at a
 chosen moment inside the launch step (a hook on moto's RunInstances), and no instance, row or
 running launch is left whatever that moment is. A destroy naming an unknown hostname is 404."""
 
@@ -106,8 +106,14 @@ def test_destroy_of_unknown_hostnames_is_404_naming_them(gateway, held, db, ec2)
     known = f"lablink-vm-{ENVIRONMENT}-1"
     db.vms.insert(known)
     answer = gateway.request(
-        "POST", "/api/destroy", json_body={"hostnames": [known, f"lablink-vm-{ENVIRONMENT}-8", f"lablink-vm-{ENVIRONMENT}-9"]}, headers=ADMIN
+        "POST",
+        "/api/destroy",
+        json_body={"hostnames": [known, f"lablink-vm-{ENVIRONMENT}-8", f"lablink-vm-{ENVIRONMENT}-9"]},
+        headers=ADMIN,
     )
     assert answer.status == 404
-    assert answer.json()["error"] == f"No VM has the hostname lablink-vm-{ENVIRONMENT}-8, lablink-vm-{ENVIRONMENT}-9; nothing was destroyed."
+    assert (
+        answer.json()["error"]
+        == f"No VM has the hostname lablink-vm-{ENVIRONMENT}-8, lablink-vm-{ENVIRONMENT}-9; nothing was destroyed."
+    )
     assert held == [] and db.vms.list_hostnames() == [known]
