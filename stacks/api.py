@@ -38,6 +38,7 @@ from stacks.lambdas import LablinkFunction
 from stacks.listener import ListenerStack
 from stacks.logs import LogsStack
 from stacks.nag import acknowledge, nag_arn
+from stacks.waf import rate_limited_web_acl
 
 
 def admin_secret_name(config: LablinkConfig) -> str:
@@ -294,12 +295,16 @@ class ApiStack(Stack):
                 "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-maintained policy of the account-wide "
                 "role API Gateway needs to write the access and execution logs.",
             )
-        acknowledge(
-            api,
-            "AwsSolutions-APIG3",
-            "No WAF: the API is throttled per stage, every write route is authenticated or "
-            "validated by its function, and a web ACL would add a fixed monthly cost to idle labs.",
-        )
+        if config.deploy.waf:
+            rate_limited_web_acl(self, config, api.deployment_stage)
+        else:
+            acknowledge(
+                api,
+                "AwsSolutions-APIG3",
+                "deploy.waf is off (the deployer's choice): the stage throttle bounds every client, every "
+                "write route is authenticated or validated by its function, and a web ACL adds a fixed "
+                "monthly cost (docs/DEPLOY.md) to idle labs.",
+            )
         acknowledge(
             api,
             "AwsSolutions-COG4",

@@ -13,7 +13,7 @@ import requests
 from requests.auth import HTTPBasicAuth
 
 DEFAULT_URL = "http://127.0.0.1:8000/local"
-FINISHED = ("succeeded", "failed", "partial")
+FINISHED = ("succeeded", "failed", "partial", "cancelled")
 
 
 class ApiCallFailed(RuntimeError):

@@ -35,6 +35,8 @@ LAB_CONFIG = {
         "api_gateway_cloudwatch_role": False,
         "alarm_email": "ops@lab.example.org",
         "monthly_budget_usd": 300,
+        "waf": True,
+        "waf_rate_limit": 1_500,
     },
 }
 

@@ -180,6 +180,7 @@ class ProofStack(LocalStack):
             "gateway_pid": self.gateway.pid if self.gateway else os.getpid(),
             "stack_pid": os.getpid(),
             "state_dir": str(self.state_dir),
+            "aws_endpoint_url": self.cloud.endpoint_url if self.cloud else None,
         }
 
 

@@ -58,7 +58,7 @@ def test_launch_50_then_rerun_then_destroy_twice(gateway, provisioner, db, ec2):
     # Lambda may run an asynchronous step again: nothing new starts, progress is not recounted.
     payload = {"kind": "launch", "operation_id": accepted["operation_id"], "hostnames": hostnames}
     result = steps.run_step(payload, runtime.database("test"), runtime.config())
-    assert result == {"launched": 0, "failed": 0, "skipped": 50}
+    assert result == {"launched": 0, "failed": 0, "skipped": 50, "withdrawn": 0}
     assert len(instances_of(ec2, ENVIRONMENT)) == 50
     assert operation(gateway, accepted["operation_id"])["done"] == 50
 

@@ -107,6 +107,12 @@ class DeployConfig(_Section):
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365] = 30
     api_rate_limit: int = Field(50, ge=1, le=10_000)
     api_burst_limit: int = Field(100, ge=1, le=5_000)
+    # An AWS WAF web ACL on the API stage with a rate-based rule per source address (about
+    # 7 USD a month idle: docs/DEPLOY.md). waf_rate_limit counts one address's requests in
+    # 5 minutes, the researcher page's count polls left out: the default lets a room of 300
+    # behind one NAT address load the page, reload and ask a few times (AWS's minimum is 10).
+    waf: bool = False
+    waf_rate_limit: int = Field(3_000, ge=10, le=2_000_000_000)
     # API Gateway writes logs through one account-wide role (AWS::ApiGateway::Account). On by
     # default: a fresh account has none, and a stage with logging then fails to deploy. An
     # account that already has one (another deployment, the organisation) sets false.

@@ -56,14 +56,25 @@ def launch(body: Annotated[LaunchRequest, Body()]) -> Response[OperationAccepted
 @app.post(
     "/api/destroy",
     summary="Destroy every VM, or the named ones (asynchronous: 202 with the operation)",
-    responses={202: {"description": "Accepted: instances are terminated, rows marked then removed"}},
+    responses={
+        202: {"description": "Accepted: instances are terminated, rows marked then removed"},
+        404: {"description": "Some named hostnames are unknown (named in the error); nothing is destroyed"},
+    },
 )
 def destroy(body: Annotated[DestroyRequest, Body()]) -> Response[OperationAccepted]:
+    """Destroying everything also covers the VMs that launches in flight are still creating:
+    the step itself takes what exists when it runs (lablink.fleet.steps.destroy_vms)."""
     db = database("launch")
-    everything = body.hostnames is None
-    hostnames = db.vms.list_hostnames() if body.hostnames is None else list(dict.fromkeys(body.hostnames))
+    if body.hostnames is None:
+        hostnames = db.vms.list_hostnames()
+    else:
+        hostnames = list(dict.fromkeys(body.hostnames))
+        known = db.vms.get_instance_ids(hostnames)
+        unknown = [hostname for hostname in hostnames if hostname not in known]
+        if unknown:
+            raise ApiError(404, f"No VM has the hostname {', '.join(unknown)}; nothing was destroyed.")
     operation_id = db.operations.create("destroy", hostnames)
-    _start({"kind": "destroy", "operation_id": str(operation_id), "hostnames": hostnames, "all": everything})
+    _start({"kind": "destroy", "operation_id": str(operation_id), "hostnames": hostnames, "all": body.hostnames is None})
     return _accepted(str(operation_id), hostnames)
 
 

@@ -44,15 +44,16 @@ class Operations:
         self, operation_id: uuid.UUID | str, *, done: int = 0, failed: int = 0, error: str | None = None
     ) -> None:
         """Count finished items; the operation ends (succeeded, partial or failed) when every
-        requested item is counted."""
+        requested item is counted. A cancelled operation stays cancelled."""
         self._conn.rowcount(
             sql.SQL(
                 """
                 UPDATE {} SET
                     done = done + %(done)s,
                     failed = failed + %(failed)s,
-                    error = COALESCE(%(error)s, error),
+                    error = CASE WHEN status = 'cancelled' THEN error ELSE COALESCE(%(error)s, error) END,
                     status = CASE
+                        WHEN status = 'cancelled' THEN 'cancelled'
                         WHEN done + %(done)s + failed + %(failed)s < requested THEN 'running'
                         WHEN failed + %(failed)s = 0 THEN 'succeeded'
                         WHEN done + %(done)s = 0 THEN 'failed'
@@ -63,6 +64,27 @@ class Operations:
             ).format(OPERATIONS),
             {"id": str(operation_id), "done": done, "failed": failed, "error": error},
         )
+
+    def cancel_launches(self, destroy_operation_id: uuid.UUID | str) -> list[str]:
+        """Cancel every launch still in flight (a "destroy all" is under way); returns their ids.
+        Their steps start no further instance (see Vms.insert_for_launch)."""
+        rows = self._conn.all(
+            sql.SQL(
+                "UPDATE {} SET status = 'cancelled', error = %s, updated_at = now() "
+                "WHERE kind = 'launch' AND status IN ('queued', 'running') RETURNING operation_id::text AS operation_id"
+            ).format(OPERATIONS),
+            (f"cancelled by the destroy-all operation {destroy_operation_id}",),
+        )
+        return [r["operation_id"] for r in rows]
+
+    def list_launches_in_flight(self) -> set[str]:
+        """The ids of the launch operations queued or running (not cancelled)."""
+        rows = self._conn.all(
+            sql.SQL("SELECT operation_id::text AS operation_id FROM {} WHERE kind = 'launch' AND status IN ('queued', 'running')").format(
+                OPERATIONS
+            )
+        )
+        return {r["operation_id"] for r in rows}
 
     def reserve_launch(self, environment: str, count: int, max_vms: int) -> tuple[uuid.UUID, list[str]]:
         """Create a launch operation for ``count`` new hostnames numbered after the highest one

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import cast
 
+from psycopg2 import sql
+
 from lablink.db.connection import Connection
-from lablink.db.tables import VmRow, VmTable
+from lablink.db.tables import OPERATIONS, VmRow, VmTable
 from lablink.models import GpuHealth, VmStatus
 
 
@@ -40,6 +42,23 @@ class Vms:
                     "VALUES (%s, %s, %s, %s, now() AT TIME ZONE 'UTC') ON CONFLICT (hostname) DO NOTHING"
                 ),
                 (hostname, checked_status(status), instance_id, token_hash),
+            )
+        )
+
+    def insert_for_launch(self, hostname: str, operation_id: str, token_hash: str) -> bool:
+        """Create the row of a VM its launch operation is about to start; False when the
+        operation is no longer in flight (a "destroy all" cancelled it) or the row exists.
+        The operation's row is share-locked, so a cancel waits for this insert to commit and
+        the destroy that follows it sees the row: no row is created behind a destroy's back."""
+        return bool(
+            self._conn.rowcount(
+                sql.SQL(
+                    "INSERT INTO {t} (hostname, status, token_hash, createdat) "
+                    "SELECT %(hostname)s, 'initializing', %(token_hash)s, now() AT TIME ZONE 'UTC' "
+                    "WHERE EXISTS (SELECT 1 FROM {ops} WHERE operation_id = %(operation_id)s "
+                    "AND status IN ('queued', 'running') FOR SHARE) ON CONFLICT (hostname) DO NOTHING"
+                ).format(t=self._table.identifier, ops=OPERATIONS),
+                {"hostname": hostname, "token_hash": token_hash, "operation_id": operation_id},
             )
         )
 
@@ -104,16 +123,27 @@ class Vms:
             raise ValueError(f"unknown GPU health {healthy!r}; expected one of {', '.join(GpuHealth)}") from None
         return self._update_one("UPDATE {t} SET healthy = %s, last_seen_at = now() WHERE hostname = %s", health.value, hostname)
 
-    def set_instance(self, hostname: str, instance_id: str) -> bool:
-        return self._update_one("UPDATE {t} SET instance_id = %s WHERE hostname = %s", instance_id, hostname)
+    def set_instance(self, hostname: str, instance_id: str | None) -> bool:
+        """Record the VM's instance; False when its row is gone or marked terminated (a destroy
+        took it meanwhile: the caller must end the instance, which no destroy will find)."""
+        return self._update_one(
+            "UPDATE {t} SET instance_id = %s WHERE hostname = %s AND status IS DISTINCT FROM 'terminated'", instance_id, hostname
+        )
 
     def set_token_hash(self, hostname: str, token_hash: str) -> bool:
         return self._update_one("UPDATE {t} SET token_hash = %s WHERE hostname = %s", token_hash, hostname)
 
-    def set_terminated(self, hostnames: Iterable[str]) -> int:
-        return self._conn.rowcount(
-            self._table.query("UPDATE {t} SET status = 'terminated' WHERE hostname = ANY(%s)"), (list(hostnames),)
+    def set_terminated(self, hostnames: Iterable[str] | None) -> dict[str, str | None]:
+        """Mark the VMs (every VM when ``hostnames`` is None) terminated; returns hostname ->
+        instance id of the rows marked. Marking and reading are one statement, so an instance
+        recorded concurrently is either returned here or refused by set_instance."""
+        rows = self._conn.all(
+            self._table.query(
+                "UPDATE {t} SET status = 'terminated' WHERE %(every)s OR hostname = ANY(%(names)s) RETURNING hostname, instance_id"
+            ),
+            {"every": hostnames is None, "names": [] if hostnames is None else list(hostnames)},
         )
+        return {r["hostname"]: r["instance_id"] for r in rows}
 
     def delete(self, hostnames: Iterable[str]) -> int:
         return self._conn.rowcount(self._table.query("DELETE FROM {t} WHERE hostname = ANY(%s)"), (list(hostnames),))

@@ -5,7 +5,7 @@ functions that never call AWS do not pay for importing them."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from lablink.environment import DEPLOYMENT_TAG
 
@@ -32,8 +32,11 @@ def client_token(operation_id: str, hostname: str, token_hash: str) -> str:
     return hashlib.sha256(f"{operation_id}:{hostname}:{token_hash}".encode()).hexdigest()[:64]
 
 
-def live_instances(ec2, environment: str, hostnames: Iterable[str] | None = None) -> dict[str, str]:
-    """hostname -> id of the deployment's instances that are not terminated (or terminating)."""
+def live_instances(
+    ec2, environment: str, hostnames: Iterable[str] | None = None, *, excluding_operations: Collection[str] = ()
+) -> dict[str, str]:
+    """hostname -> id of the deployment's instances that are not terminated (or terminating),
+    leaving out those tagged with one of ``excluding_operations``."""
     filters = [{"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [environment]}, {"Name": "instance-state-name", "Values": LIVE_STATES}]
     names = None if hostnames is None else list(hostnames)
     chunks = [None] if names is None else [names[i : i + FILTER_VALUES_MAX] for i in range(0, len(names), FILTER_VALUES_MAX)]
@@ -44,7 +47,7 @@ def live_instances(ec2, environment: str, hostnames: Iterable[str] | None = None
             for reservation in page["Reservations"]:
                 for instance in reservation["Instances"]:
                     tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-                    if HOSTNAME_TAG in tags:
+                    if HOSTNAME_TAG in tags and tags.get(OPERATION_TAG) not in excluding_operations:
                         found[tags[HOSTNAME_TAG]] = instance["InstanceId"]
     return found
 

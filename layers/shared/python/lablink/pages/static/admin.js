@@ -2,7 +2,7 @@
 // launches and destroys, refreshes the counts, table and chart, shows and follows VM logs.
 (() => {
   const $ = (id) => document.getElementById(id);
-  const FINISHED = ["succeeded", "failed", "partial"];
+  const FINISHED = ["succeeded", "failed", "partial", "cancelled"];
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   // fetch() refuses URLs that hold user:password@ (a dashboard opened that way): the
   // browser's cached Basic credentials are sent without them.
