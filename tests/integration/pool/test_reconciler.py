@@ -65,6 +65,7 @@ def test_idle_and_overlong_sessions_are_recycled_with_their_reason(harness):
     assert history["idle@example.org"]["release_reason"] == "idle"
     assert history["idle@example.org"]["released_at"] is not None
     assert history["busy@example.org"]["released_at"] is None
+    harness.boot()  # the refill launched while both were assigned
     harness.claim("idle@example.org")  # the email is free again: a new VM for the same person
 
     session_pass = harness.reconcile(3700)
@@ -82,7 +83,7 @@ def test_broken_gpu_is_rebooted_then_replaced(harness):
     instance_id = harness.fleet.instances()[hostname]
     harness.db.vms.set_health(hostname, GpuHealth.UNHEALTHY)
 
-    clock = 0
+    clock = 60  # reboots count from the VM's creation, a moment after the test's clock started
     for attempt in range(1, MAX_REBOOTS + 1):
         result = harness.reconcile(clock)
         assert [(a.action, a.hostname) for a in result.actions] == [("reboot", hostname)]

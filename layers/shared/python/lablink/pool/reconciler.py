@@ -106,9 +106,9 @@ def _reconcile(run: _Run) -> list[PoolAction]:
     instances = run.fleet.instances()
     vms = run.db.pool.list_vms()
     _settle_instances(run, instances, vms)
-    closing = run.policy.closes_at is not None and run.now >= run.policy.closes_at and not run.policy.paused
-    if closing:
-        _close(run, vms)
+    closes_at = run.policy.closes_at
+    if closes_at is not None and run.now >= closes_at and not run.policy.paused:
+        _close(run, vms, closes_at)
     elif not run.policy.paused:
         live = [vm for vm in vms if not vm["destroying"]]
         _recycle(run, live)
@@ -147,12 +147,12 @@ def _settle_instances(run: _Run, instances: dict[str, str], vms: list[Row]) -> N
         run.fleet.terminate(orphans)
 
 
-def _close(run: _Run, vms: list[Row]) -> None:
+def _close(run: _Run, vms: list[Row], closes_at: datetime) -> None:
     for vm in vms:
         run.doomed[vm["hostname"]] = "closed" if vm["assigned"] else ""
     _destroy(run, all_vms=True)
     run.db.pool.set_policy(run.policy.model_copy(update={"paused": True}).model_dump())
-    run.log("close", None, f"the workshop closed at {run.policy.closes_at.isoformat()}: every VM destroyed, pool paused")  # type: ignore[union-attr]
+    run.log("close", None, f"the workshop closed at {closes_at.isoformat()}: every VM destroyed, pool paused")
 
 
 def _recycle(run: _Run, vms: Iterable[Row]) -> None:
