@@ -96,7 +96,9 @@ def main() -> int:
         "busy_launched": launched,
         "target_seconds": TARGET_SECONDS,
     }
-    print(f"{args.vms} VMs: steady reconcile {steady_s:.3f} s; busy ({recycled} recycled, {launched} launched) {busy_s:.3f} s")
+    print(
+        f"{args.vms} VMs: steady reconcile {steady_s:.3f} s; busy ({recycled} recycled, {launched} launched) {busy_s:.3f} s"
+    )
     print(json.dumps(result))
     return 0 if max(steady_s, busy_s) <= TARGET_SECONDS and not steady.actions else 1
 

@@ -14,7 +14,10 @@ from lablink.pool.reconciler import Ec2Fleet, ReconcileResult, reconcile
 from lablink_local.provisioning import InlineProvisioner
 
 ENVIRONMENT = "pooltest"
-CONFIG = {"app": {"environment": ENVIRONMENT, "region": "us-west-2"}, "fleet": {"max_launch_per_request": 100, "max_vms": 600}}
+CONFIG = {
+    "app": {"environment": ENVIRONMENT, "region": "us-west-2"},
+    "fleet": {"max_launch_per_request": 100, "max_vms": 600},
+}
 # Long enough that no VM of a test counts as broken unless the test means it to.
 PATIENT = {"unhealthy_after_s": 10 * 24 * 3600}
 
@@ -46,7 +49,9 @@ class PoolHarness:
         return booted
 
     def claim(self, email: str) -> str:
-        return self.db.assignments.claim(email, "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=x").hostname
+        return self.db.assignments.claim(
+            email, "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=x"
+        ).hostname
 
     def free(self) -> int:
         return self.db.assignments.count_free()

@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-import pytest
 from pool_support import ENVIRONMENT, PATIENT
 
 from lablink import runtime
 from lablink.db.database import Database
-from lablink.fleet import dispatch, ec2 as fleet_ec2
+from lablink.fleet import dispatch
+from lablink.fleet import ec2 as fleet_ec2
 from lablink.models import GpuHealth, VmStatus
 from lablink.pool.reconciler import LAUNCH_STALL_S, MAX_REBOOTS, REBOOT_COOLDOWN_S, reconcile
 
@@ -19,7 +19,9 @@ from lablink.pool.reconciler import LAUNCH_STALL_S, MAX_REBOOTS, REBOOT_COOLDOWN
 def test_refills_to_min_free_after_claims(harness):
     harness.set_policy(min_free=3, max_vms=10, **PATIENT)
     first = harness.reconcile()
-    assert [a.reason for a in harness.actions(first, "launch")] == ["0 free + 0 booting + 0 launching < 3 wanted: launching 3"]
+    assert [a.reason for a in harness.actions(first, "launch")] == [
+        "0 free + 0 booting + 0 launching < 3 wanted: launching 3"
+    ]
     assert harness.reconcile(1).actions == []  # three are booting: nothing more to do
     harness.boot()
     assert harness.free() == 3
@@ -92,10 +94,14 @@ def test_broken_gpu_is_rebooted_then_replaced(harness):
         clock += REBOOT_COOLDOWN_S + 1
 
     replaced = harness.reconcile(clock)
-    assert [a.reason for a in harness.actions(replaced, "replace")] == [f"its GPU reports unhealthy, after {MAX_REBOOTS} reboots"]
+    assert [a.reason for a in harness.actions(replaced, "replace")] == [
+        f"its GPU reports unhealthy, after {MAX_REBOOTS} reboots"
+    ]
     assert len(harness.actions(replaced, "launch")) == 1  # the replacement
     assert not harness.db.vms.exists(hostname)
-    state = harness.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    state = harness.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"][
+        "Name"
+    ]
     assert state in ("shutting-down", "terminated")
 
 
@@ -103,7 +109,9 @@ def test_silent_vm_is_rebooted_and_stuck_row_without_instance_replaced(harness):
     harness.set_policy(min_free=1, max_vms=5, unhealthy_after_s=600)
     harness.reconcile()
     (silent,) = harness.boot()
-    harness.db.vms.insert("lablink-vm-pooltest-99", status=VmStatus.INITIALIZING)  # its launch never started an instance
+    harness.db.vms.insert(
+        "lablink-vm-pooltest-99", status=VmStatus.INITIALIZING
+    )  # its launch never started an instance
 
     result = harness.reconcile(601)
     assert [(a.action, a.hostname, a.reason) for a in result.actions if a.action != "launch"] == [

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator

@@ -126,7 +126,10 @@ class Pool:
             if actions:
                 rows = [(a.at, a.action, a.hostname, a.reason, a.operation_id) for a in actions]
                 values = sql.SQL(", ").join(sql.Literal(row) for row in rows)
-                cur.execute(sql.SQL("INSERT INTO {} (at, action, hostname, reason, operation_id) VALUES ").format(ACTIONS) + values)
+                cur.execute(
+                    sql.SQL("INSERT INTO {} (at, action, hostname, reason, operation_id) VALUES ").format(ACTIONS)
+                    + values
+                )
 
         self._conn.run(work)
 

@@ -125,7 +125,12 @@ def _reconcile(run: _Run) -> list[PoolAction]:
 def _release_dead_launches(run: _Run) -> None:
     reason = f"no progress for {LAUNCH_STALL_S} s: the step died"
     for op in run.db.pool.abandon_stalled_launches(run.ago(LAUNCH_STALL_S), reason):
-        run.log("release", None, f"launch {reason}; its hostnames {', '.join(op['hostnames'])} are free again", op["operation_id"])
+        run.log(
+            "release",
+            None,
+            f"launch {reason}; its hostnames {', '.join(op['hostnames'])} are free again",
+            op["operation_id"],
+        )
 
 
 def _settle_instances(run: _Run, instances: dict[str, str], vms: list[Row]) -> None:
@@ -142,7 +147,9 @@ def _settle_instances(run: _Run, instances: dict[str, str], vms: list[Row]) -> N
             run.log("adopt", hostname, f"instance {instance_id} was started but never recorded on its row")
         elif vm is None or vm["instance_id"] != instance_id:
             orphans.append(instance_id)
-            run.log("terminate", hostname, f"instance {instance_id} is tagged for this deployment but no VM row holds it")
+            run.log(
+                "terminate", hostname, f"instance {instance_id} is tagged for this deployment but no VM row holds it"
+            )
     if orphans:
         run.fleet.terminate(orphans)
 
@@ -163,7 +170,12 @@ def _recycle(run: _Run, vms: Iterable[Row]) -> None:
             continue
         if policy.max_session_s and vm["assigned_at"] and vm["assigned_at"] <= run.ago(policy.max_session_s):
             reason, why = "max_session", f"assigned for more than {policy.max_session_s} s"
-        elif policy.idle_timeout_s and not vm["inuse"] and vm["idle_since"] and vm["idle_since"] <= run.ago(policy.idle_timeout_s):
+        elif (
+            policy.idle_timeout_s
+            and not vm["inuse"]
+            and vm["idle_since"]
+            and vm["idle_since"] <= run.ago(policy.idle_timeout_s)
+        ):
             reason, why = "idle", f"not in use for more than {policy.idle_timeout_s} s"
         else:
             continue
@@ -195,7 +207,11 @@ def _repair(run: _Run, vms: Iterable[Row], instances: dict[str, str]) -> None:
         if vm["last_reboot_at"] is not None and vm["last_reboot_at"] > run.ago(REBOOT_COOLDOWN_S):
             continue  # a reboot is under way: give it its time
         # Only a VM whose recorded instance is still live can be rebooted.
-        rebootable = vm["status"] != VmStatus.ERROR and vm["instance_id"] is not None and instances.get(hostname) == vm["instance_id"]
+        rebootable = (
+            vm["status"] != VmStatus.ERROR
+            and vm["instance_id"] is not None
+            and instances.get(hostname) == vm["instance_id"]
+        )
         if rebootable and vm["reboots"] < MAX_REBOOTS:
             reboot[hostname] = vm["instance_id"]
             run.log("reboot", hostname, f"{trouble} (reboot {vm['reboots'] + 1} of {MAX_REBOOTS})")
@@ -240,7 +256,9 @@ def _refill(run: _Run, vms: list[Row]) -> None:
     free = sum(1 for vm in coming if vm["free"])
     booting = sum(1 for vm in coming if vm["status"] in (None, VmStatus.INITIALIZING))
     max_vms = min(run.policy.max_vms, run.cfg.fleet.max_vms)
-    count = min(target - free - booting - launching, max_vms - len(rows) - launching, run.cfg.fleet.max_launch_per_request)
+    count = min(
+        target - free - booting - launching, max_vms - len(rows) - launching, run.cfg.fleet.max_launch_per_request
+    )
     if count <= 0:
         return
     try:
@@ -264,5 +282,7 @@ def _start(run: _Run, payload: dict) -> None:
     except Exception as error:
         logger.exception("could not start the provisioning step", extra={"operation_id": payload["operation_id"]})
         run.db.operations.record_progress(
-            payload["operation_id"], failed=len(payload["hostnames"]), error=f"could not start provisioning: {error}"[:1000]
+            payload["operation_id"],
+            failed=len(payload["hostnames"]),
+            error=f"could not start provisioning: {error}"[:1000],
         )
