@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 from pool_support import ENVIRONMENT, PATIENT
 
 from lablink import runtime
@@ -78,6 +79,8 @@ def test_idle_and_overlong_sessions_are_recycled_with_their_reason(harness):
     assert busy_vm not in harness.fleet.instances()
 
 
+# moto accepts RebootInstances and changes nothing visible (nor does EC2 report a reboot's
+# end): the reboots are seen in the pool's action log, their count and cooldown in its rows.
 def test_broken_gpu_is_rebooted_then_replaced(harness):
     harness.set_policy(min_free=1, max_vms=5, **PATIENT)
     harness.reconcile()
@@ -121,6 +124,10 @@ def test_silent_vm_is_rebooted_and_stuck_row_without_instance_replaced(harness):
     assert not harness.db.vms.exists("lablink-vm-pooltest-99")
 
 
+# AWS: DescribeInstances is eventually consistent (EC2 developer guide, "Eventual consistency
+# in the Amazon EC2 API"): a just-started instance may be missing from it, never the reverse of
+# its row. So the reconciler describes before it reads the rows, and only an instance it saw
+# with no row at all is an orphan; moto is consistent at once, which this test cannot show.
 def test_orphan_instance_is_terminated_and_other_deployments_left_alone(harness):
     def run(environment, hostname):
         tags = fleet_ec2.instance_tags(environment, hostname, "op")
@@ -146,6 +153,8 @@ def test_orphan_instance_is_terminated_and_other_deployments_left_alone(harness)
     assert harness.reconcile(1).actions == []
 
 
+# AWS: no Lambda function runs longer than 900 s (Lambda developer guide, "Configure Lambda
+# function timeout"), so a launch with no progress for LAUNCH_STALL_S has no step left alive.
 def test_dead_launch_releases_its_hostnames(harness):
     harness.set_policy(min_free=0, max_vms=2, **PATIENT)
     dispatch.set_dispatcher(lambda payload: None)  # the step never runs: its operation stays queued
@@ -209,6 +218,8 @@ class StepKilled(BaseException):
     """The provisioning step's process dies (not an error the step could handle)."""
 
 
+# The killed thread's exception is the point of the test, not a stray one.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_launch_step_killed_mid_launch_leaves_no_instance_without_a_row(harness, monkeypatch):
     harness.set_policy(min_free=2, max_vms=5, **PATIENT)
     real_set_instance = type(harness.db.vms).set_instance
