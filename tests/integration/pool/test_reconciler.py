@@ -14,7 +14,7 @@ from lablink.db.database import Database
 from lablink.fleet import dispatch
 from lablink.fleet import ec2 as fleet_ec2
 from lablink.models import GpuHealth, VmStatus
-from lablink.pool.reconciler import LAUNCH_STALL_S, MAX_REBOOTS, REBOOT_COOLDOWN_S, reconcile
+from lablink.pool.reconciler import MAX_REBOOTS, OPERATION_STALL_S, REBOOT_COOLDOWN_S, reconcile
 
 
 def test_refills_to_min_free_after_claims(harness):
@@ -154,19 +154,34 @@ def test_orphan_instance_is_terminated_and_other_deployments_left_alone(harness)
 
 
 # AWS: no Lambda function runs longer than 900 s (Lambda developer guide, "Configure Lambda
-# function timeout"), so a launch with no progress for LAUNCH_STALL_S has no step left alive.
+# function timeout"), so an operation with no progress for OPERATION_STALL_S has no step left alive.
 def test_dead_launch_releases_its_hostnames(harness):
     harness.set_policy(min_free=0, max_vms=2, **PATIENT)
     dispatch.set_dispatcher(lambda payload: None)  # the step never runs: its operation stays queued
     cfg = runtime.config()
     operation_id, hostnames = harness.db.operations.reserve_launch(cfg.app.environment, 2, 2)
-    assert harness.reconcile(LAUNCH_STALL_S - 60).actions == []  # not dead yet
+    assert harness.reconcile(OPERATION_STALL_S - 60).actions == []  # not dead yet
 
-    result = harness.reconcile(LAUNCH_STALL_S + 1)
+    result = harness.reconcile(OPERATION_STALL_S + 1)
     assert [(a.action, a.operation_id) for a in result.actions] == [("release", str(operation_id))]
     assert harness.db.operations.get(operation_id)["status"] == "failed"
     # the fleet is not full any more: the same names can be reserved again
     assert harness.db.operations.reserve_launch(cfg.app.environment, 2, 2)[1] == hostnames
+
+
+def test_dead_destroy_is_started_again(harness):
+    harness.set_policy(min_free=1, max_vms=5, **PATIENT)
+    harness.reconcile()
+    (hostname,) = harness.boot()
+    dispatch.set_dispatcher(lambda payload: None)  # this destroy's step never runs
+    dead = harness.db.operations.create("destroy", [hostname])
+    # being destroyed: not repaired nor recycled (a replacement is launched, as for any VM leaving)
+    assert [a.action for a in harness.reconcile(60).actions] == ["launch"]
+
+    harness.provisioner.install()
+    result = harness.reconcile(OPERATION_STALL_S + 1)
+    assert ("release", str(dead)) in [(a.action, a.operation_id) for a in result.actions]
+    assert not harness.db.vms.exists(hostname)
 
 
 def test_schedule_prewarms_before_opening_and_destroys_everything_at_closing(harness):
@@ -233,7 +248,7 @@ def test_launch_step_killed_mid_launch_leaves_no_instance_without_a_row(harness,
     live = harness.fleet.instances()
     assert len(live) == 1  # the step died after starting its first instance, before recording it
 
-    harness.reconcile(LAUNCH_STALL_S + 1)
+    harness.reconcile(OPERATION_STALL_S + 1)
     rows = harness.db.vms.get_instance_ids(harness.db.vms.list_hostnames())
     for hostname, instance_id in harness.fleet.instances().items():
         assert rows.get(hostname) == instance_id

@@ -97,14 +97,15 @@ class Pool:
         )
         return [r["hostname"] for r in rows]
 
-    def abandon_stalled_launches(self, stalled_before: datetime, reason: str) -> list[Row]:
-        """Mark failed the launches that made no progress since ``stalled_before``: their
-        hostnames are free to be reserved again. Returns their ids and hostnames."""
+    def abandon_stalled_operations(self, stalled_before: datetime, reason: str) -> list[Row]:
+        """Mark failed the launches and destroys that made no progress since ``stalled_before``
+        (a launch's hostnames are then free to be reserved again). Returns their id, kind
+        and hostnames."""
         return self._conn.all(
             sql.SQL(
                 "UPDATE {} SET status = 'failed', error = %s, updated_at = now() "
-                "WHERE kind = 'launch' AND status IN ('queued', 'running') AND updated_at < %s "
-                "RETURNING operation_id::text, hostnames"
+                "WHERE status IN ('queued', 'running') AND updated_at < %s "
+                "RETURNING operation_id::text, kind, hostnames"
             ).format(OPERATIONS),
             (reason, stalled_before),
         )

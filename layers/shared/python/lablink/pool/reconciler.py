@@ -33,9 +33,9 @@ from lablink.pool.policy import PoolPolicy, get_policy
 # LabLink's own rule for a broken VM: reboot it up to 3 times, 300 s apart, then replace it.
 MAX_REBOOTS = 3
 REBOOT_COOLDOWN_S = 300
-# A launch whose step recorded no progress for this long is dead: no provisioning function runs
-# longer (Lambda's maximum timeout is 900 s), so nothing will ever finish it.
-LAUNCH_STALL_S = 900
+# An operation whose step recorded no progress for this long is dead: no provisioning function
+# runs longer (Lambda's maximum timeout is 900 s), so nothing will ever finish it.
+OPERATION_STALL_S = 900
 
 
 class Fleet(Protocol):
@@ -100,21 +100,25 @@ def reconcile(db: Database, fleet: Fleet, cfg: LablinkConfig, now: datetime) -> 
 
 
 def _reconcile(run: _Run) -> list[PoolAction]:
-    _release_dead_launches(run)
+    dead_destroys = _abandon_dead_operations(run)
     # Instances before rows: the step writes a VM's row before it starts the instance, so every
     # instance described here has its row in the rows read next, unless it was destroyed.
     instances = run.fleet.instances()
     vms = run.db.pool.list_vms()
     _settle_instances(run, instances, vms)
+    # The VMs of a destroy that died are destroyed again.
+    run.doomed.update((vm["hostname"], "") for vm in vms if vm["hostname"] in dead_destroys and not vm["destroying"])
     closes_at = run.policy.closes_at
     if closes_at is not None and run.now >= closes_at and not run.policy.paused:
         _close(run, vms, closes_at)
-    elif not run.policy.paused:
-        live = [vm for vm in vms if not vm["destroying"]]
-        _recycle(run, live)
-        _repair(run, live, instances)
+    else:
+        if not run.policy.paused:
+            live = [vm for vm in vms if not vm["destroying"]]
+            _recycle(run, live)
+            _repair(run, live, instances)
         _destroy(run, all_vms=False)
-        _refill(run, vms)
+        if not run.policy.paused:
+            _refill(run, vms)
     run.db.pool.append_actions(run.actions)
     run.db.pool.record_reconcile(run.now)
     if run.actions:
@@ -122,15 +126,18 @@ def _reconcile(run: _Run) -> list[PoolAction]:
     return run.actions
 
 
-def _release_dead_launches(run: _Run) -> None:
-    reason = f"no progress for {LAUNCH_STALL_S} s: the step died"
-    for op in run.db.pool.abandon_stalled_launches(run.ago(LAUNCH_STALL_S), reason):
-        run.log(
-            "release",
-            None,
-            f"launch {reason}; its hostnames {', '.join(op['hostnames'])} are free again",
-            op["operation_id"],
-        )
+def _abandon_dead_operations(run: _Run) -> set[str]:
+    """Fail the operations whose step died; the hostnames of the dead destroys."""
+    reason = f"no progress for {OPERATION_STALL_S} s: its step died"
+    dead_destroys: set[str] = set()
+    for op in run.db.pool.abandon_stalled_operations(run.ago(OPERATION_STALL_S), reason):
+        if op["kind"] == "launch":
+            outcome = f"its hostnames {', '.join(op['hostnames'])} are free again"
+        else:
+            dead_destroys.update(op["hostnames"])
+            outcome = "its VMs are destroyed again"
+        run.log("release", None, f"{op['kind']} {reason}; {outcome}", op["operation_id"])
+    return dead_destroys
 
 
 def _settle_instances(run: _Run, instances: dict[str, str], vms: list[Row]) -> None:
