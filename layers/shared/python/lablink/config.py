@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -131,6 +132,68 @@ class DeployConfig(_Section):
         return self
 
 
+class PoolConfig(_Section):
+    """The pool autopilot's policy (API.md, "Pool autopilot"): these are its defaults, and the
+    same model validates what an admin stores (lablink.pool.policy)."""
+
+    min_free: int = Field(0, ge=0, le=10_000)  # running, unassigned VMs to keep; 0: no refill
+    max_vms: int = Field(500, ge=0, le=10_000)
+    idle_timeout_s: int = Field(0, ge=0)  # recycle a session not in use this long; 0: off
+    max_session_s: int = Field(0, ge=0)  # recycle a session this long after its assignment; 0: off
+    # LabLink's own rule: a VM initializing for 25 minutes is stale.
+    unhealthy_after_s: int = Field(1500, ge=1)
+    opens_at: datetime | None = None
+    closes_at: datetime | None = None
+    prewarm_s: int = Field(900, ge=0)
+    paused: bool = False
+
+    @field_validator("opens_at", "closes_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("give a time zone (2026-03-01T09:00:00Z, or +01:00)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PoolConfig:
+        if self.min_free > self.max_vms:
+            raise ValueError("min_free may not exceed max_vms")
+        if self.opens_at and self.closes_at and self.opens_at >= self.closes_at:
+            raise ValueError("opens_at must come before closes_at")
+        return self
+
+
+# On-demand Linux prices in us-west-2 (USD per hour), from the AWS price list
+# (https://aws.amazon.com/ec2/pricing/on-demand/); check them for your region.
+DEFAULT_HOURLY_USD = {
+    "g4dn.xlarge": 0.526,
+    "g4dn.2xlarge": 0.752,
+    "g4dn.4xlarge": 1.204,
+    "g5.xlarge": 1.006,
+    "g5.2xlarge": 1.212,
+    "g5.4xlarge": 1.624,
+    "g6.xlarge": 0.8048,
+    "g6.2xlarge": 0.9776,
+    "p3.2xlarge": 3.06,
+    "t3.micro": 0.0104,
+    "t3.large": 0.0832,
+}
+
+
+class PricesConfig(_Section):
+    """Hourly price of each instance type, for cost reports; entries given here are added to
+    (or replace) the defaults."""
+
+    hourly_usd: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_HOURLY_USD))
+
+    @field_validator("hourly_usd")
+    @classmethod
+    def _over_defaults(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(price < 0 for price in value.values()):
+            raise ValueError("prices may not be negative")
+        return {**DEFAULT_HOURLY_USD, **value}
+
+
 class LablinkConfig(_Section):
     db: DbConfig = DbConfig()
     machine: MachineConfig = MachineConfig()
@@ -139,6 +202,8 @@ class LablinkConfig(_Section):
     startup_script: StartupScriptConfig = StartupScriptConfig()
     listener: ListenerConfig = ListenerConfig()
     deploy: DeployConfig = DeployConfig()
+    pool: PoolConfig = PoolConfig()
+    prices: PricesConfig = PricesConfig()
 
 
 class ConfigError(ValueError):

@@ -23,7 +23,9 @@ from lablink.db.tables import VmTable
 
 if TYPE_CHECKING:
     from lablink.db.assignments import Assignments
+    from lablink.db.history import History
     from lablink.db.operations import Operations
+    from lablink.db.pool import Pool
     from lablink.db.startup import StartupTimes
     from lablink.db.vm_logs import VmLogs
     from lablink.db.vms import Vms
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 class Database:
     def __init__(self, dsn: str, db: DbConfig | None = None, actor: str = "lablink") -> None:
         self.connection = Connection(dsn, actor)
+        self._dsn = dsn
         self.table = VmTable(db or DbConfig())
 
     @classmethod
@@ -70,3 +73,16 @@ class Database:
         from lablink.db.operations import Operations
 
         return Operations(self.connection, self.table)
+
+    @cached_property
+    def pool(self) -> Pool:
+        from lablink.db.pool import Pool
+
+        # The pool's lock is held on a connection of its own, opened for each exclusive run.
+        return Pool(self.connection, self.table, lambda: Connection(self._dsn, f"{self.connection.actor}-pool-lock"))
+
+    @cached_property
+    def history(self) -> History:
+        from lablink.db.history import History
+
+        return History(self.connection, self.table)

@@ -35,6 +35,7 @@ class VmRow(TypedDict):
     instance_id: str | None
     assigned_at: datetime | None
     last_seen_at: datetime | None
+    inuse_changed_at: datetime | None
 
 
 class OperationRow(TypedDict):

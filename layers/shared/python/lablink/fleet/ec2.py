@@ -97,3 +97,9 @@ def terminate(ec2, instance_ids: list[str]) -> None:
 
 def _not_found(error) -> bool:
     return error.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
+
+
+def reboot(ec2, instance_ids: list[str]) -> None:
+    """Reboot the instances (EC2 keeps them, their volumes and their addresses)."""
+    for start in range(0, len(instance_ids), TERMINATE_MAX):
+        ec2.reboot_instances(InstanceIds=instance_ids[start : start + TERMINATE_MAX])
