@@ -43,6 +43,13 @@ def log_event_count(db: Database, hostname: str | None = None) -> int:
     return db.connection.scalar(sql.SQL("SELECT count(*) AS n FROM {} WHERE hostname = %s").format(LOG_EVENTS), (hostname,))
 
 
+def age_log_events(db: Database, hostname: str, days: int) -> int:
+    """Make the VM's stored events look ingested ``days`` ago (pruning by age reads ingested_at)."""
+    return db.connection.rowcount(
+        sql.SQL("UPDATE {} SET ingested_at = now() - make_interval(days => %s) WHERE hostname = %s").format(LOG_EVENTS), (days, hostname)
+    )
+
+
 def replace_logs(db: Database, hostname: str, logs: str) -> bool:
     """Replace the Logs text (the seed's operation; the log processor appends events)."""
     return bool(
