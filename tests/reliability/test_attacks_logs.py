@@ -12,16 +12,20 @@ import gzip
 import json
 
 import pytest
-from db_probe import age_log_events, log_event_count
+from db_probe import age_log_events, launched_vm, log_event_count
 
 from lablink import environment, runtime
-from lablink.tokens import hash_token, log_stream_name, mint_token
 from lablink_local.gateway import LambdaContext, load_function
 
 GROUP = "/lablink/test/client"
 VICTIM, ATTACKER = "lablink-vm-test-1", "lablink-vm-test-2"
 # Small bounds so that the tests stay fast; the defaults are in lablink/config.py.
-LIMITS = {"max_events_per_window": 800, "max_bytes_per_window": 1_000_000, "keep_events_per_vm": 500, "keep_unknown_events": 500}
+LIMITS = {
+    "max_events_per_window": 800,
+    "max_bytes_per_window": 1_000_000,
+    "keep_events_per_vm": 500,
+    "keep_unknown_events": 500,
+}
 
 
 def batch(stream: str, messages: list[str], first_id: int = 0) -> dict:
@@ -32,7 +36,8 @@ def batch(stream: str, messages: list[str], first_id: int = 0) -> dict:
         "logStream": stream,
         "subscriptionFilters": ["lablink"],
         "logEvents": [
-            {"id": f"{first_id + i:056d}", "timestamp": 1_700_000_000_000 + first_id + i, "message": m} for i, m in enumerate(messages)
+            {"id": f"{first_id + i:056d}", "timestamp": 1_700_000_000_000 + first_id + i, "message": m}
+            for i, m in enumerate(messages)
         ],
     }
     return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
@@ -49,21 +54,17 @@ def process(monkeypatch, pooled_database_url):
     runtime.close_databases()
 
 
-def launched(db, hostname: str) -> str:
-    """A VM row as the provisioning step leaves it; returns the VM's log stream."""
-    token = mint_token()
-    db.vms.insert(hostname, token_hash=hash_token(token))
-    return log_stream_name(hostname, token)
-
-
 def test_a_vm_cannot_write_into_another_vms_logs(process, db):
-    victim_stream = launched(db, VICTIM)
-    attacker_stream = launched(db, ATTACKER)
+    victim_stream = launched_vm(db, VICTIM)
+    attacker_stream = launched_vm(db, ATTACKER)
     process(batch(victim_stream, ["victim: honest line"]))
     # The attacker knows the victim's hostname, its own stream's shape and its own token;
     # it writes under every name it can make up for the victim.
     forged_streams = [VICTIM, f"{VICTIM}.{attacker_stream.rsplit('.', 1)[1]}", f"{VICTIM}.{'0' * 32}"]
-    answers = [process(batch(stream, ["FORGED: your CRD code expired, visit evil.example"], first_id=100 + n)) for n, stream in enumerate(forged_streams)]
+    answers = [
+        process(batch(stream, ["FORGED: your CRD code expired, visit evil.example"], first_id=100 + n))
+        for n, stream in enumerate(forged_streams)
+    ]
 
     assert "FORGED" not in db.logs.get_text(VICTIM)
     assert db.logs.get_text(VICTIM) == "victim: honest line"
@@ -72,7 +73,7 @@ def test_a_vm_cannot_write_into_another_vms_logs(process, db):
 
 
 def test_a_flooding_vm_stores_at_most_its_cap_and_the_overflow_is_counted(process, db):
-    stream = launched(db, ATTACKER)
+    stream = launched_vm(db, ATTACKER)
     flood = [f"flood {i}" for i in range(2_000)]
     answers = [process(batch(stream, flood[start : start + 250], first_id=start)) for start in range(0, 2_000, 250)]
 
@@ -85,7 +86,7 @@ def test_a_flooding_vm_stores_at_most_its_cap_and_the_overflow_is_counted(proces
 
 
 def test_old_events_are_pruned_by_age_and_each_vm_keeps_at_most_its_count(process, db):
-    stream = launched(db, VICTIM)
+    stream = launched_vm(db, VICTIM)
     process(batch(stream, [f"old {i}" for i in range(100)]))
     age_log_events(db, VICTIM, days=LIMITS.get("max_age_days", 30) + 1)
     for start in range(100, 700, 200):

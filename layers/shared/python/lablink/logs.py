@@ -66,7 +66,14 @@ def ingest(db: Database, event: Mapping, limits: LogsConfig) -> dict:
     """Store one subscription batch; returns what happened (for the log and the metrics)."""
     batch = decode_batch(event)
     if batch.message_type == "CONTROL_MESSAGE":
-        return {"messageType": batch.message_type, "received": 0, "stored": 0, "duplicates": 0, "dropped": 0, "vm_known": None}
+        return {
+            "messageType": batch.message_type,
+            "received": 0,
+            "stored": 0,
+            "duplicates": 0,
+            "dropped": 0,
+            "vm_known": None,
+        }
     result = db.logs.append(batch.log_group, batch.log_stream, batch.events, limits)
     return {
         "messageType": batch.message_type,

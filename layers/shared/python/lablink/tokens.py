@@ -24,7 +24,8 @@ _STREAM_TAG_HEX = 32
 
 
 def _stream_tag(hostname: str, token_hash: str) -> str:
-    return hmac.new(token_hash.encode(), f"lablink-log-stream:{hostname}".encode(), hashlib.sha256).hexdigest()[:_STREAM_TAG_HEX]
+    tag = hmac.new(token_hash.encode(), f"lablink-log-stream:{hostname}".encode(), hashlib.sha256)
+    return tag.hexdigest()[:_STREAM_TAG_HEX]
 
 
 def log_stream_name(hostname: str, token: str) -> str:

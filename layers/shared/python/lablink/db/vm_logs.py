@@ -4,11 +4,12 @@ ingest window and the bounds of the store (lablink.config.LogsConfig)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from psycopg2 import sql
 
 from lablink.config import LogsConfig
-from lablink.db.connection import Connection, Cursor
+from lablink.db.connection import Connection, Cursor, Row
 from lablink.db.errors import UnknownVm
 from lablink.db.tables import LOG_EVENTS, VmTable
 from lablink.models import LogEvent, LogIngestResult, LogOverflow
@@ -71,29 +72,33 @@ class VmLogs:
             "), %(chars)s), last_seen_at = now() WHERE hostname = %(host)s"
         ).format(t=table.identifier, events=LOG_EVENTS)
 
-    def append(self, log_group: str, log_stream: str, events: Sequence[LogEvent], limits: LogsConfig) -> LogIngestResult:
-        """Store a batch of CloudWatch events once each (keyed by event id) when the stream is
-        its VM's own (lablink.tokens.log_stream_matches), up to the VM's ingest window; count
-        the overflow; prune by count and age; refresh the VM's bounded Logs text. The cost is
+    def append(
+        self, log_group: str, log_stream: str, events: Sequence[LogEvent], limits: LogsConfig
+    ) -> LogIngestResult:
+        """Store a batch of CloudWatch events once each (keyed by event id), each cut to
+        max_message_chars. When the stream is its VM's own (lablink.tokens.log_stream_matches):
+        up to the VM's ingest window, the overflow counted; prune by count and age; refresh
+        the VM's bounded Logs text. The cost is
         the batch plus bounded pruning, never the history. Events of a stream that is no VM's
         are stored aside (vm_known = false, under the stream's name), the newest
         keep_unknown_events of them kept."""
         hostname = log_stream_hostname(log_stream)
+        cut = [LogEvent(e.event_id, e.timestamp_ms, e.message[: limits.max_message_chars]) for e in events]
 
         def work(cur: Cursor) -> LogIngestResult:
             # Locking the VM row serializes batches of one VM, so its window counts every
             # batch and the refreshed tail includes every batch committed before it.
             cur.execute(self._lock_vm, (hostname,))
-            row = cur.fetchone()
+            row = cast(Row | None, cur.fetchone())
             known = row is not None and log_stream_matches(log_stream, row["token_hash"])
-            if not events:
+            if not cut:
                 return LogIngestResult(0, 0, known)
             if known:
-                result = self._store_within_window(cur, hostname, log_group, events, limits)
+                result = self._store_within_window(cur, hostname, log_group, cut, limits)
             else:
-                stored, _ = self._insert(cur, log_stream, log_group, events, known=False)
+                stored, _ = self._insert(cur, log_stream, log_group, cut, known=False)
                 cur.execute(self._prune_unknown, {"keep": limits.keep_unknown_events})
-                result = LogIngestResult(len(events), stored, False)
+                result = LogIngestResult(len(cut), stored, False)
             cur.execute(self._prune_old, {"days": limits.max_age_days, "limit": AGE_PRUNE_PER_BATCH})
             return result
 
@@ -103,7 +108,7 @@ class VmLogs:
         self, cur: Cursor, hostname: str, log_group: str, events: Sequence[LogEvent], limits: LogsConfig
     ) -> LogIngestResult:
         cur.execute(self._open_window, {"host": hostname, "window": limits.window_seconds})
-        window = cur.fetchone()
+        window = cast(Row, cur.fetchone())  # the upsert always returns its row
         room_events = max(limits.max_events_per_window - window["window_events"], 0)
         room_bytes = limits.max_bytes_per_window - window["window_bytes"]
         admitted: list[LogEvent] = []
@@ -126,10 +131,14 @@ class VmLogs:
         )
         if stored:
             cur.execute(self._prune_vm, {"host": hostname, "keep": limits.keep_events_per_vm})
-            cur.execute(self._refresh_tail, {"host": hostname, "events_limit": LOGS_TAIL_EVENTS, "chars": LOGS_TAIL_CHARS})
+            cur.execute(
+                self._refresh_tail, {"host": hostname, "events_limit": LOGS_TAIL_EVENTS, "chars": LOGS_TAIL_CHARS}
+            )
         return LogIngestResult(len(events), stored, True, dropped=len(overflow))
 
-    def _insert(self, cur: Cursor, hostname: str, log_group: str, events: Sequence[LogEvent], *, known: bool) -> tuple[int, int]:
+    def _insert(
+        self, cur: Cursor, hostname: str, log_group: str, events: Sequence[LogEvent], *, known: bool
+    ) -> tuple[int, int]:
         """(events stored, their bytes): a redelivered event is stored once only."""
         if not events:
             return 0, 0
@@ -144,12 +153,14 @@ class VmLogs:
                 "msgs": [e.message for e in events],
             },
         )
-        sizes = [row["size"] for row in cur.fetchall()]
+        sizes = [row["size"] for row in cast(list[Row], cur.fetchall())]
         return len(sizes), sum(sizes)
 
     def get_text(self, hostname: str) -> str:
         """The VM's recent log text ('' when none yet); raises UnknownVm."""
-        row = self._conn.one(self._table.query("SELECT COALESCE(logs, '') AS logs FROM {t} WHERE hostname = %s"), (hostname,))
+        row = self._conn.one(
+            self._table.query("SELECT COALESCE(logs, '') AS logs FROM {t} WHERE hostname = %s"), (hostname,)
+        )
         if row is None:
             raise UnknownVm(hostname)
         return row["logs"]
@@ -158,6 +169,7 @@ class VmLogs:
         """What the VM's logs did not store because its ingest window was full (all zero when
         it never overflowed)."""
         row = self._conn.one(
-            sql.SQL("SELECT dropped_events, dropped_bytes FROM {ingest} WHERE hostname = %s").format(ingest=_INGEST), (hostname,)
+            sql.SQL("SELECT dropped_events, dropped_bytes FROM {ingest} WHERE hostname = %s").format(ingest=_INGEST),
+            (hostname,),
         )
         return LogOverflow(row["dropped_events"], row["dropped_bytes"]) if row else LogOverflow(0, 0)
