@@ -29,6 +29,7 @@ class VmLogs:
     def __init__(self, connection: Connection, table: VmTable) -> None:
         self._conn = connection
         self._table = table
+        self._token_hash = table.query("SELECT token_hash FROM {t} WHERE hostname = %s")
         self._lock_vm = table.query("SELECT token_hash FROM {t} WHERE hostname = %s FOR UPDATE")
         self._insert_events = sql.SQL(
             "INSERT INTO {events} (event_id, hostname, log_group, event_time, message, vm_known) "
@@ -78,19 +79,23 @@ class VmLogs:
         """Store a batch of CloudWatch events once each (keyed by event id), each cut to
         max_message_chars. When the stream is its VM's own (lablink.tokens.log_stream_matches):
         up to the VM's ingest window, the overflow counted; prune by count and age; refresh
-        the VM's bounded Logs text. The cost is
-        the batch plus bounded pruning, never the history. Events of a stream that is no VM's
-        are stored aside (vm_known = false, under the stream's name), the newest
-        keep_unknown_events of them kept."""
+        the VM's bounded Logs text. The cost is the batch plus bounded pruning, never the
+        history. Events of a stream that is no VM's are stored aside (vm_known = false, under
+        the stream's name), the newest keep_unknown_events of them kept."""
         hostname = log_stream_hostname(log_stream)
         cut = [LogEvent(e.event_id, e.timestamp_ms, e.message[: limits.max_message_chars]) for e in events]
 
+        def owns_stream(cur: Cursor, query: sql.Composed) -> bool:
+            cur.execute(query, (hostname,))
+            row = cast(Row | None, cur.fetchone())
+            return row is not None and log_stream_matches(log_stream, row["token_hash"])
+
         def work(cur: Cursor) -> LogIngestResult:
             # Locking the VM row serializes batches of one VM, so its window counts every
-            # batch and the refreshed tail includes every batch committed before it.
-            cur.execute(self._lock_vm, (hostname,))
-            row = cast(Row | None, cur.fetchone())
-            known = row is not None and log_stream_matches(log_stream, row["token_hash"])
+            # batch and the refreshed tail includes every batch committed before it. Only
+            # the VM's own stream locks it (checked again under the lock): forged batches
+            # naming a VM do not hold up its claim.
+            known = owns_stream(cur, self._token_hash) and owns_stream(cur, self._lock_vm)
             if not cut:
                 return LogIngestResult(0, 0, known)
             if known:
