@@ -55,7 +55,11 @@ class FleetStack(Stack):
             "AmazonSSMManagedInstanceCore is AWS's maintained minimum for Session Manager, which "
             "replaces SSH on client VMs that have no inbound port.",
         )
-        # The CloudWatch agent writes one stream per VM into the client log group, nothing else.
+        # The CloudWatch agent creates and writes its VM's stream in the client log group,
+        # nothing else. IAM cannot scope a stream per instance (lablink/logs.py says why): the
+        # log processor keeps only what a VM writes into its own stream, whose name carries a
+        # tag no other VM can compute. So the role may not list the streams
+        # (logs:DescribeLogStreams): that would show every VM's tag to every VM.
         # (The group is the Logs stack's; its ARN follows from its name.)
         log_group_arn = self.format_arn(
             service="logs",
@@ -65,15 +69,16 @@ class FleetStack(Stack):
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[log_group_arn, f"{log_group_arn}:log-stream:*"],
             )
         )
         acknowledge(
             self.role,
             f"AwsSolutions-IAM5[Resource::{nag_arn(self, 'logs', f'log-group:{client_log_group(config)}:log-stream:*')}]",
-            "Each VM creates its own stream (named by hostname) when it boots, so the streams "
-            "of the one client log group cannot be listed in advance.",
+            "Each VM creates its own stream (named by hostname and a tag derived from its token) "
+            "when it boots, so the streams of the one client log group cannot be listed in "
+            "advance; IAM has no per-instance value a stream name can hold.",
         )
 
         self.launch_template = ec2.LaunchTemplate(

@@ -1,7 +1,7 @@
 """The two halves of the VM log path, as in AWS:
 
 - ``LogShipper`` plays the CloudWatch agent of each simulated VM: it sends new lines of the
-  VM's log files to the client log group (stream = hostname).
+  VM's log files to the client log group (into the VM's own stream, lablink.tokens).
 - ``SubscriptionForwarder`` plays the log group's subscription filter: it reads new events
   of the group and hands them to the real log-processor handler as subscription events
   (``{"awslogs": {"data": base64(gzip(json))}}``), one batch per stream.

@@ -3,7 +3,8 @@ a local process, configured by that instance's own user data.
 
 A VM "boots" like the user data does (reports `initializing`, then its cloud-init timings),
 then its agent runs with a stand-in `start-host` first on PATH (and no `nvidia-smi`, so GPU
-health is N/A). Its log files are shipped to the client log group, stream = hostname. When
+health is N/A). Its log files are shipped to the client log group, into the stream its user
+data's CloudWatch agent configuration names (the VM's own, lablink.tokens). When
 the instance is terminated, its agent is stopped. Boot and container times are simulated
 (a few seconds, jittered), so the dashboard's phase chart has something to show.
 """
@@ -32,6 +33,7 @@ from lablink.userdata import user_data_script
 log = logging.getLogger("lablink.local.vms")
 
 SETTINGS_LINE = "LABLINK_AGENT_SETTINGS="
+CLOUDWATCH_LINE = "LABLINK_CLOUDWATCH_CONFIG="
 GZIP_MAGIC = b"\x1f\x8b"
 START_HOST_CALLS = "start-host.calls.jsonl"
 
@@ -48,14 +50,25 @@ print(f"(simulated) Chrome Remote Desktop host {name} registered; the researcher
 """
 
 
-def agent_settings_from_user_data(user_data: bytes) -> dict:
-    """The agent's settings JSON, as the user data would write it on the VM (the user data
-    is the script, or the script gzip-compressed)."""
+def _user_data_json(user_data: bytes, assignment: str) -> dict:
+    """The JSON value of one ``NAME=...`` line of the user data (the script, or the script
+    gzip-compressed)."""
     script = user_data_script(user_data) if user_data[:2] == GZIP_MAGIC else user_data.decode()
     for line in script.splitlines():
-        if line.startswith(SETTINGS_LINE):
-            return json.loads(shlex.split(line[len(SETTINGS_LINE) :])[0])
-    raise ValueError("the user data holds no agent settings")
+        if line.startswith(assignment):
+            return json.loads(shlex.split(line[len(assignment) :])[0])
+    raise ValueError(f"the user data holds no {assignment.rstrip('=')}")
+
+
+def agent_settings_from_user_data(user_data: bytes) -> dict:
+    """The agent's settings JSON, as the user data would write it on the VM."""
+    return _user_data_json(user_data, SETTINGS_LINE)
+
+
+def log_stream_from_user_data(user_data: bytes) -> str:
+    """The stream the VM's CloudWatch agent writes to, as its user data configures it."""
+    files = _user_data_json(user_data, CLOUDWATCH_LINE)["logs"]["logs_collected"]["files"]["collect_list"]
+    return files[0]["log_stream_name"]
 
 
 def path_without(program: str, path: str) -> str:
@@ -163,10 +176,12 @@ class VmSimulator(threading.Thread):
     def _boot(self, vm: SimulatedVm) -> None:
         try:
             user_data = self.ec2.describe_instance_attribute(InstanceId=vm.instance_id, Attribute="userData")
-            settings = agent_settings_from_user_data(base64.b64decode(user_data["UserData"]["Value"]))
+            raw_user_data = base64.b64decode(user_data["UserData"]["Value"])
+            settings = agent_settings_from_user_data(raw_user_data)
             vm.directory.mkdir(parents=True, exist_ok=True)
-            self.ship(vm.boot_log, vm.hostname)
-            self.ship(vm.agent_log, vm.hostname)
+            log_stream = log_stream_from_user_data(raw_user_data)
+            self.ship(vm.boot_log, log_stream)
+            self.ship(vm.agent_log, log_stream)
             settings.update(
                 crd_launcher=[str(self.bin / "start-host")],
                 # No container here: no host configs to list, no daemon to start.

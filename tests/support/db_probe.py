@@ -9,6 +9,7 @@ from psycopg2 import sql
 from lablink.db.database import Database
 from lablink.db.tables import AUDIT, FREE_POOL, LOG_EVENTS
 from lablink.db.vm_logs import LOGS_TAIL_CHARS
+from lablink.tokens import hash_token, log_stream_name, mint_token
 
 
 def row_count(db: Database) -> int:
@@ -41,6 +42,20 @@ def log_event_count(db: Database, hostname: str | None = None) -> int:
     if hostname is None:
         return db.connection.scalar(sql.SQL("SELECT count(*) AS n FROM {}").format(LOG_EVENTS))
     return db.connection.scalar(sql.SQL("SELECT count(*) AS n FROM {} WHERE hostname = %s").format(LOG_EVENTS), (hostname,))
+
+
+def launched_vm(db: Database, hostname: str, **columns) -> str:
+    """A VM row with its token, as the provisioning step leaves it; returns the VM's log stream."""
+    token = mint_token()
+    db.vms.insert(hostname, token_hash=hash_token(token), **columns)
+    return log_stream_name(hostname, token)
+
+
+def age_log_events(db: Database, hostname: str, days: int) -> int:
+    """Make the VM's stored events look ingested ``days`` ago (pruning by age reads ingested_at)."""
+    return db.connection.rowcount(
+        sql.SQL("UPDATE {} SET ingested_at = now() - make_interval(days => %s) WHERE hostname = %s").format(LOG_EVENTS), (days, hostname)
+    )
 
 
 def replace_logs(db: Database, hostname: str, logs: str) -> bool:

@@ -54,10 +54,10 @@ def test_boot_to_assignment_on_a_gpu_vm(stack, vm, vm_host, tmp_path):
     assert row["cloudinitstarttime"] is not None and row["cloudinitendtime"] is not None
     assert row["cloudinitdurationseconds"] >= 0
 
-    # Log shipping: the CloudWatch agent got the client log group, one stream per VM.
+    # Log shipping: the CloudWatch agent got the client log group and the VM's own stream.
     assert vm_host.calls("amazon-cloudwatch-agent-ctl")[0][:4] == ["-a", "fetch-config", "-m", "ec2"]
     cw_config = (vm_host.root / "etc/lablink/cloudwatch-agent.json").read_text()
-    assert '"log_group_name": "/lablink/dev/client"' in cw_config and f'"log_stream_name": "{vm.hostname}"' in cw_config
+    assert '"log_group_name": "/lablink/dev/client"' in cw_config and f'"log_stream_name": "{vm.hostname}.' in cw_config
 
     # The container: NVIDIA runtime (the instance has a GPU), restart policy, Docker's bridge
     # network, named after the VM, and nothing of LabLink's: the token stays with the agent.

@@ -15,11 +15,12 @@ from moto import mock_aws
 from psycopg2 import sql
 
 from lablink import environment
-from lablink.config import DbConfig
+from lablink.config import DbConfig, LogsConfig
 from lablink.db.database import Database
 from lablink.db.roles import app_role_password, set_password
 from lablink.models import LogEvent
 from lablink.phases import METRIC_KEYS
+from lablink.tokens import hash_token, log_stream_name
 
 APP_ROLE = DbConfig().app_role
 PASSWORD = "app-role-test-password"
@@ -41,12 +42,17 @@ def app_db(app_url):
 
 
 def test_the_role_does_what_the_functions_do(app_db, database_url):
-    assert app_db.vms.insert("vm-1", status="running", instance_id="i-1", token_hash="h1")
+    assert app_db.vms.insert("vm-1", status="running", instance_id="i-1", token_hash=hash_token("t1"))
     assert app_db.assignments.count_free() == 1
     assignment = app_db.assignments.claim("a@example.org", "crd --code=1")
     assert assignment.hostname == "vm-1"
     app_db.startup.record("vm-1", {key: 1.0 for key in METRIC_KEYS})
-    app_db.logs.append("/lablink/dev/client", "vm-1", [LogEvent("e1", 1_700_000_000_000, "booted")])
+    app_db.logs.append(
+        "/lablink/dev/client",
+        log_stream_name("vm-1", "t1"),
+        [LogEvent("e1", 1_700_000_000_000, "booted")],
+        LogsConfig(),
+    )
     assert "booted" in app_db.logs.get_text("vm-1")
     operation_id = app_db.operations.create("launch", ["vm-2"])
     app_db.operations.record_progress(operation_id, done=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from db_probe import audit_trail, log_event_count, vm_of_email
 
+from lablink.config import LogsConfig
 from lablink.models import LogEvent
 
 NASTY = [
@@ -26,7 +27,7 @@ def test_nasty_values_round_trip_literally(db, value):
     vm = db.vms.get(assignment.hostname)
     assert (vm["useremail"], vm["crdcommand"]) == (value, value)
     assert db.vms.set_health(value, "Healthy") is (assignment.hostname == value)
-    db.logs.append(value, value, [LogEvent(value, 1, value)])
+    db.logs.append(value, value, [LogEvent(value, 1, value)], LogsConfig())
     assert log_event_count(db, value) == 1
     # Nothing else was touched: both rows and every table are still there.
     assert sorted(db.vms.list_hostnames()) == sorted([value, "bystander"])

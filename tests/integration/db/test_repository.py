@@ -10,6 +10,7 @@ from db_probe import (
     column_names,
     delete_all_vms,
     free_hostnames,
+    launched_vm,
     log_event_count,
     recompute_total,
     replace_logs,
@@ -18,6 +19,7 @@ from db_probe import (
     vm_of_email,
 )
 
+from lablink.config import LogsConfig
 from lablink.db.errors import NoFreeVm, UnknownVm
 from lablink.db.vm_logs import LOGS_TAIL_EVENTS
 from lablink.models import LogEvent
@@ -191,30 +193,33 @@ def test_bad_metrics_are_refused_and_change_nothing(db, metrics, message):
     assert db.vms.get("vm-1") == before
 
 
+LIMITS = LogsConfig()
+
+
 def _events(start: int, count: int, prefix: str = "e") -> list[LogEvent]:
     return [LogEvent(f"{prefix}{i:08d}", 1_700_000_000_000 + i, f"line {i}") for i in range(start, start + count)]
 
 
 def test_log_events_are_stored_once_and_refresh_the_logs_text(db):
-    db.vms.insert("vm-1")
-    result = db.logs.append("group", "vm-1", _events(0, 3))
+    stream = launched_vm(db, "vm-1")
+    result = db.logs.append("group", stream, _events(0, 3), LIMITS)
     assert (result.received, result.stored, result.duplicates, result.vm_known) == (3, 3, 0, True)
-    again = db.logs.append("group", "vm-1", _events(0, 3))
+    again = db.logs.append("group", stream, _events(0, 3), LIMITS)
     assert (again.stored, again.duplicates) == (0, 3)
     assert db.logs.get_text("vm-1") == "line 0\nline 1\nline 2"
     assert log_event_count(db, "vm-1") == 3
 
 
 def test_out_of_order_batches_read_in_time_order(db):
-    db.vms.insert("vm-1")
-    db.logs.append("group", "vm-1", _events(5, 2))
-    db.logs.append("group", "vm-1", _events(0, 2))
+    stream = launched_vm(db, "vm-1")
+    db.logs.append("group", stream, _events(5, 2), LIMITS)
+    db.logs.append("group", stream, _events(0, 2), LIMITS)
     assert db.logs.get_text("vm-1") == "line 0\nline 1\nline 5\nline 6"
 
 
 def test_logs_text_is_bounded_to_the_newest_events(db):
-    db.vms.insert("vm-1")
-    db.logs.append("group", "vm-1", _events(0, LOGS_TAIL_EVENTS + 100))
+    stream = launched_vm(db, "vm-1")
+    db.logs.append("group", stream, _events(0, LOGS_TAIL_EVENTS + 100), LIMITS)
     lines = db.logs.get_text("vm-1").split("\n")
     assert len(lines) == LOGS_TAIL_EVENTS
     assert lines[-1] == f"line {LOGS_TAIL_EVENTS + 99}"
@@ -222,15 +227,15 @@ def test_logs_text_is_bounded_to_the_newest_events(db):
 
 
 def test_events_of_an_unknown_stream_are_kept_aside(db):
-    result = db.logs.append("group", "ghost-vm", _events(0, 2))
+    result = db.logs.append("group", "ghost-vm", _events(0, 2), LIMITS)
     assert (result.stored, result.vm_known) == (2, False)
     assert log_event_count(db, "ghost-vm") == 2
     assert row_count(db) == 0
 
 
 def test_empty_log_batch_stores_nothing(db):
-    db.vms.insert("vm-1")
-    assert db.logs.append("group", "vm-1", []).stored == 0
+    stream = launched_vm(db, "vm-1")
+    assert db.logs.append("group", stream, [], LIMITS).stored == 0
     assert db.logs.get_text("vm-1") == ""
 
 

@@ -9,7 +9,7 @@ import json
 import socket
 
 import pytest
-from db_probe import log_event_count
+from db_probe import launched_vm, log_event_count
 
 from lablink import runtime
 from lablink.db.errors import DatabaseUnreachable
@@ -52,8 +52,8 @@ def events(n: int, start: int = 0, prefix: str = "line") -> list[tuple[str, int,
 
 
 def test_batch_delivered_three_times_is_stored_once(process, db):
-    db.vms.insert(VM)
-    batch = data_message(VM, events(5))
+    stream = launched_vm(db, VM)
+    batch = data_message(stream, events(5))
     results = [process(batch) for _ in range(3)]
     assert [r["stored"] for r in results] == [5, 0, 0]
     assert results[2]["duplicates"] == 5
@@ -62,9 +62,9 @@ def test_batch_delivered_three_times_is_stored_once(process, db):
 
 
 def test_logs_text_holds_the_newest_events(process, db):
-    db.vms.insert(VM)
-    process(data_message(VM, events(3)))
-    process(data_message(VM, events(2, start=3)))
+    stream = launched_vm(db, VM)
+    process(data_message(stream, events(3)))
+    process(data_message(stream, events(2, start=3)))
     assert db.logs.get_text(VM).splitlines() == [f"line {i}" for i in range(5)]
 
 
@@ -79,8 +79,8 @@ def test_unknown_stream_is_kept_aside(process, db):
     answer = process(data_message("lablink-vm-test-404", events(4)))
     assert answer["status"] == "ok" and answer["vm_known"] is False and answer["stored"] == 4
     assert log_event_count(db, "lablink-vm-test-404") == 4
-    db.vms.insert(VM)
-    assert process(data_message(VM, events(1, start=10)))["vm_known"] is True
+    stream = launched_vm(db, VM)
+    assert process(data_message(stream, events(1, start=10)))["vm_known"] is True
 
 
 @pytest.mark.parametrize(
@@ -108,18 +108,18 @@ def test_malformed_payload_is_reported_not_stored(process, db, event, capfd, cap
 
 
 def test_ten_thousand_event_batch(process, db):
-    db.vms.insert(VM)
-    answer = process(data_message(VM, events(10_000)))
+    stream = launched_vm(db, VM)
+    answer = process(data_message(stream, events(10_000)))
     assert answer["stored"] == 10_000
     assert log_event_count(db, VM) == 10_000
     logs = db.logs.get_text(VM)
     assert logs.endswith("line 9999") and len(logs) <= 64 * 1024
-    assert process(data_message(VM, events(10_000)))["stored"] == 0
+    assert process(data_message(stream, events(10_000)))["stored"] == 0
 
 
 def test_metrics_are_emitted(process, db, capfd):
-    db.vms.insert(VM)
-    process(data_message(VM, events(3)))
+    stream = launched_vm(db, VM)
+    process(data_message(stream, events(3)))
     emf = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
     assert any(doc.get("LogEventsIngested") == [3.0] or doc.get("LogEventsIngested") == 3.0 for doc in emf), emf
 
@@ -128,8 +128,8 @@ def test_a_database_outage_fails_the_batch_so_lambda_retries_it(monkeypatch, pro
     """Not dropped: the handler raises, so Lambda retries the asynchronous invocation and then
     hands the batch to the dead-letter queue (stacks/logs.py); once the database is back the
     same batch is stored."""
-    db.vms.insert(VM)
-    batch = data_message(VM, events(3))
+    stream = launched_vm(db, VM)
+    batch = data_message(stream, events(3))
     with socket.socket() as closed, monkeypatch.context() as outage:
         closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         outage.setenv("DATABASE_URL", f"postgresql://lablink@127.0.0.1:{closed.getsockname()[1]}/lablink")

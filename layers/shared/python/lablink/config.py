@@ -194,6 +194,22 @@ class PricesConfig(_Section):
         return {**DEFAULT_HOURLY_USD, **value}
 
 
+class LogsConfig(_Section):
+    """What the log processor keeps of the VMs' logs: each VM's events are capped per time
+    window (the overflow is counted, not stored), cut to a length, and pruned by count and
+    age; the events of streams that belong to no VM are kept aside up to a count. The store
+    holds at most (VMs x keep_events_per_vm + keep_unknown_events) x max_message_chars."""
+
+    window_seconds: int = Field(3600, ge=60, le=86_400)
+    max_events_per_window: int = Field(20_000, ge=1, le=10_000_000)
+    max_bytes_per_window: int = Field(8 * 1024 * 1024, ge=1024, le=10 * 1024**3)
+    max_message_chars: int = Field(2048, ge=256, le=256 * 1024)
+    # At least the dashboard's tail (lablink.db.vm_logs.LOGS_TAIL_EVENTS).
+    keep_events_per_vm: int = Field(10_000, ge=500, le=1_000_000)
+    max_age_days: int = Field(30, ge=1, le=3650)
+    keep_unknown_events: int = Field(10_000, ge=100, le=1_000_000)
+
+
 class LablinkConfig(_Section):
     db: DbConfig = DbConfig()
     machine: MachineConfig = MachineConfig()
@@ -201,6 +217,7 @@ class LablinkConfig(_Section):
     fleet: FleetConfig = FleetConfig()
     startup_script: StartupScriptConfig = StartupScriptConfig()
     listener: ListenerConfig = ListenerConfig()
+    logs: LogsConfig = LogsConfig()
     deploy: DeployConfig = DeployConfig()
     pool: PoolConfig = PoolConfig()
     prices: PricesConfig = PricesConfig()

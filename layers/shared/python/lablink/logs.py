@@ -1,8 +1,17 @@
 """CloudWatch Logs subscription batches into the database.
 
-A batch is ``{"awslogs": {"data": base64(gzip(json))}}``; its log stream is the VM's
-hostname. Each event is stored once by its CloudWatch id (a batch delivered again stores
-nothing twice); events of a stream with no VM row are stored aside (vm_known = false).
+A batch is ``{"awslogs": {"data": base64(gzip(json))}}``. Each event is stored once by its
+CloudWatch id (a batch delivered again stores nothing twice).
+
+A VM writes to one stream, "<hostname>.<tag>" (lablink.tokens.log_stream_name): the tag is
+keyed by the VM's token, so the processor can check it from the token hash in the database
+and no other VM can compute it. IAM cannot give each instance only its own stream: the
+per-instance values a policy can name (``${aws:userid}`` = "ROLEID:i-...",
+``${ec2:SourceInstanceARN}``) hold ':', which no stream name may (CreateLogStream: pattern
+``[^:*]*``), and every VM shares the one instance role. So any VM can write any stream of
+the group; events of a stream that is not its VM's (forged, or of no VM) are counted and
+stored aside (vm_known = false, bounded), never shown as a VM's logs. The VMs cannot list
+the streams (the role has no logs:DescribeLogStreams), so a tag is never shown to another VM.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lablink.config import LogsConfig
 from lablink.db.database import Database
 from lablink.models import LogEvent
 
@@ -52,17 +62,25 @@ def decode_batch(event: Mapping) -> Batch:
     return Batch(message_type, log_group, log_stream, events)
 
 
-def ingest(db: Database, event: Mapping) -> dict:
+def ingest(db: Database, event: Mapping, limits: LogsConfig) -> dict:
     """Store one subscription batch; returns what happened (for the log and the metrics)."""
     batch = decode_batch(event)
     if batch.message_type == "CONTROL_MESSAGE":
-        return {"messageType": batch.message_type, "received": 0, "stored": 0, "duplicates": 0, "vm_known": None}
-    result = db.logs.append(batch.log_group, batch.log_stream, batch.events)
+        return {
+            "messageType": batch.message_type,
+            "received": 0,
+            "stored": 0,
+            "duplicates": 0,
+            "dropped": 0,
+            "vm_known": None,
+        }
+    result = db.logs.append(batch.log_group, batch.log_stream, batch.events, limits)
     return {
         "messageType": batch.message_type,
         "logStream": batch.log_stream,
         "received": result.received,
         "stored": result.stored,
         "duplicates": result.duplicates,
+        "dropped": result.dropped,
         "vm_known": result.vm_known,
     }

@@ -61,7 +61,17 @@ class LogIngestResult:
     received: int
     stored: int
     vm_known: bool
+    # Over the VM's ingest cap: counted, not stored.
+    dropped: int = 0
 
     @property
     def duplicates(self) -> int:
-        return self.received - self.stored
+        return self.received - self.stored - self.dropped
+
+
+@dataclass(frozen=True)
+class LogOverflow:
+    """What a VM's logs did not store because its ingest window was full."""
+
+    dropped_events: int
+    dropped_bytes: int

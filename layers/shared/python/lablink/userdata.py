@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from lablink.config import LablinkConfig
 from lablink.models import is_valid_hostname
+from lablink.tokens import log_stream_name
 
 USER_DATA_LIMIT = 16 * 1024  # bytes, EC2's limit on the raw user data
 TEMPLATE_NAME = "user-data.sh.tmpl"
@@ -49,7 +50,7 @@ def client_dir() -> Path:
 
 
 def client_log_group(config: LablinkConfig) -> str:
-    """The CloudWatch log group of the client VMs (one stream per VM, named by hostname)."""
+    """The CloudWatch log group of the client VMs (one stream per VM: lablink.tokens.log_stream_name)."""
     return f"/lablink/{config.app.environment}/client"
 
 
@@ -125,9 +126,9 @@ def _values_block(values: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _cloudwatch_config(log_group: str, hostname: str) -> str:
+def _cloudwatch_config(log_group: str, log_stream: str) -> str:
     files = ["/var/log/cloud-init-output.log", "/var/log/lablink/agent.log"]
-    collect = [{"file_path": path, "log_group_name": log_group, "log_stream_name": hostname} for path in files]
+    collect = [{"file_path": path, "log_group_name": log_group, "log_stream_name": log_stream} for path in files]
     return json.dumps({"logs": {"logs_collected": {"files": {"collect_list": collect}}}})
 
 
@@ -182,7 +183,8 @@ def render_user_data(
         "LABLINK_LOG_GROUP": log_group,
         "LABLINK_STARTUP_ON_ERROR": config.startup_script.on_error,
         "LABLINK_AGENT_SETTINGS": json.dumps(settings),
-        "LABLINK_CLOUDWATCH_CONFIG": _cloudwatch_config(log_group, hostname),
+        # The VM's own stream: the log processor keeps only what it finds there (lablink/logs.py).
+        "LABLINK_CLOUDWATCH_CONFIG": _cloudwatch_config(log_group, log_stream_name(hostname, token)),
         "LABLINK_AGENT": base64.b64encode(agent_archive(directory)).decode(),
         "LABLINK_STARTUP_SCRIPT": _packed(_startup_script(config)),
     }

@@ -77,13 +77,17 @@ def status_counts() -> dict[str, int]:
     return database("admin").vms.count_by_status()
 
 
-@app.get("/api/vm-logs/<hostname>", summary="The recent log text of one VM")
+@app.get("/api/vm-logs/<hostname>", summary="The recent log text of one VM, and what its ingest cap did not store")
 def vm_logs(hostname: HostnamePath) -> VmLogsOut:
+    db = database("admin")
     try:
-        logs = database("admin").logs.get_text(hostname)
+        logs = db.logs.get_text(hostname)
     except UnknownVm:
         raise ApiError(404, f"No VM is named {hostname}.") from None
-    return VmLogsOut(hostname=hostname, logs=logs)
+    overflow = db.logs.get_ingest(hostname)
+    return VmLogsOut(
+        hostname=hostname, logs=logs, dropped_events=overflow.dropped_events, dropped_bytes=overflow.dropped_bytes
+    )
 
 
 class ExportFormat(StrEnum):

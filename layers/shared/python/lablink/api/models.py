@@ -89,3 +89,6 @@ class VmStatusOut(BaseModel):
 class VmLogsOut(BaseModel):
     hostname: str
     logs: str
+    # Events (and their bytes) not stored because the VM's ingest window was full.
+    dropped_events: int
+    dropped_bytes: int
