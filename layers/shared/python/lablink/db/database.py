@@ -24,6 +24,7 @@ from lablink.db.tables import VmTable
 if TYPE_CHECKING:
     from lablink.db.assignments import Assignments
     from lablink.db.operations import Operations
+    from lablink.db.rate_limits import RateLimits
     from lablink.db.startup import StartupTimes
     from lablink.db.vm_logs import VmLogs
     from lablink.db.vms import Vms
@@ -54,6 +55,12 @@ class Database:
         return Assignments(self.connection, self.table)
 
     @cached_property
+    def rate_limits(self) -> RateLimits:
+        from lablink.db.rate_limits import RateLimits
+
+        return RateLimits(self.connection)
+
+    @cached_property
     def startup(self) -> StartupTimes:
         from lablink.db.startup import StartupTimes
 
@@ -68,5 +75,6 @@ class Database:
     @cached_property
     def operations(self) -> Operations:
         from lablink.db.operations import Operations
+    from lablink.db.rate_limits import RateLimits
 
         return Operations(self.connection, self.table)
