@@ -18,18 +18,17 @@ _spec = importlib.util.spec_from_file_location("api_fixtures", _API_TESTS / "con
 assert _spec and _spec.loader
 api_fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(api_fixtures)
-aws, launch_template, provisioner, api_env, gateway, vm_factory, dump = (
+aws, launch_template, provisioner, api_env, gateway, vm_factory = (
     api_fixtures.aws,
     api_fixtures.launch_template,
     api_fixtures.provisioner,
     api_fixtures.api_env,
     api_fixtures.gateway,
     api_fixtures.vm_factory,
-    api_fixtures.dump,
 )
 
 from api_support import CONFIG  # noqa: E402
-from db_probe import vm_of_email  # noqa: E402
+from db_probe import audit_trail, vm_of_email  # noqa: E402
 
 VICTIM_CRD = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Victim" --redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
 ATTACKER_CRD = VICTIM_CRD.replace("4/0Victim", "4/0Attacker")
@@ -39,20 +38,22 @@ def ask(gateway, email, command=VICTIM_CRD, source_ip="198.51.100.10", **extra):
     return gateway.request("POST", "/api/request_vm", json_body={"email": email, "crd_command": command, **extra}, source_ip=source_ip)
 
 
-def test_knowing_the_email_in_another_letter_case_does_not_take_the_vm(gateway, vm_factory, db, dump):
+def test_knowing_the_email_in_another_letter_case_does_not_take_the_vm(gateway, vm_factory, db):
     vm_factory(1)
     vm_factory(2)
     first = ask(gateway, "ada@example.org")
     assert first.status == 200
     victim_row = vm_of_email(db, "ada@example.org")
-    before = dump()
+    before = (db.vms.list_all(), audit_trail(db))
 
     for extra in ({}, {"claim_token": "a-guessed-token"}):
         takeover = ask(gateway, "ADA@Example.ORG", ATTACKER_CRD, source_ip="203.0.113.66", **extra)
         assert takeover.status == 409 and set(takeover.json()) == {"error"}
         assert first.json()["hostname"] not in takeover.text and first.json()["pin"] not in takeover.text
     assert vm_of_email(db, "ada@example.org") == victim_row  # same pin, same crdcommand
-    assert dump() == before  # nothing else changed either (the other VM stays free)
+    # Nothing else changed either: no VM row (the other stays free), no audit entry; only the
+    # attempts were counted (rate_limit_windows).
+    assert (db.vms.list_all(), audit_trail(db)) == before
 
     # The victim, with the token of the first answer, still gets the VM with a new PIN.
     again = ask(gateway, "ada@example.org", claim_token=first.json()["claim_token"])

@@ -4,6 +4,7 @@ outage included)."""
 
 from __future__ import annotations
 
+from http.cookies import CookieError, SimpleCookie
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -161,7 +162,7 @@ def request_vm(
     except CrdCommandError as error:
         count("AssignmentsRefused")
         raise ApiError(400, str(error)) from None
-    presented = claim_token or app.current_event.get_cookie(CLAIM_COOKIE)
+    presented = claim_token or _claim_cookie_sent()
     try:
         assignment = database("request").assignments.claim(address, command.canonical, presented)
     except NoFreeVm:
@@ -181,6 +182,16 @@ def request_vm(
     )
     body = AssignmentOut(hostname=assignment.hostname, pin=assignment.pin, message=message, claim_token=assignment.claim_token)
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _claim_cookie_sent() -> str | None:
+    jar = SimpleCookie()
+    try:
+        jar.load(app.current_event.headers.get("cookie", ""))
+    except CookieError:  # a malformed Cookie header is no token
+        return None
+    morsel = jar.get(CLAIM_COOKIE)
+    return morsel.value[:CLAIM_TOKEN_MAX_LENGTH] if morsel else None
 
 
 def _claim_cookie(token: str) -> Cookie:

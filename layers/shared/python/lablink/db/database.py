@@ -75,6 +75,5 @@ class Database:
     @cached_property
     def operations(self) -> Operations:
         from lablink.db.operations import Operations
-    from lablink.db.rate_limits import RateLimits
 
         return Operations(self.connection, self.table)
