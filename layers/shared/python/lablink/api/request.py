@@ -39,6 +39,8 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # The page's claim token: the browser that got the VM sends it back with its next request.
 CLAIM_COOKIE = "lablink_claim"
 CLAIM_TOKEN_MAX_LENGTH = 128
+# Kept across browser restarts for a workshop's length; the claim itself ends with the VM.
+CLAIM_COOKIE_MAX_AGE_S = 14 * 24 * 3600
 
 
 def _is_form_post() -> bool:
@@ -199,4 +201,12 @@ def _claim_cookie(token: str) -> Cookie:
     plain HTTP (API Gateway serves only HTTPS; the local stack says which in X-Forwarded-Proto)."""
     over_http = app.current_event.headers.get("x-forwarded-proto", "https").lower() == "http"
     path = base_href(app.current_event.raw_event).rstrip("/") or "/"
-    return Cookie(name=CLAIM_COOKIE, value=token, path=path, secure=not over_http, http_only=True, same_site=SameSite.LAX_MODE)
+    return Cookie(
+        name=CLAIM_COOKIE,
+        value=token,
+        path=path,
+        secure=not over_http,
+        http_only=True,
+        same_site=SameSite.LAX_MODE,
+        max_age=CLAIM_COOKIE_MAX_AGE_S,
+    )
