@@ -307,7 +307,8 @@ def make_app(gateway: Gateway | None = None):
             request.method,
             path,
             list(request.query.items()),
-            dict(request.headers),
+            # As API Gateway does: X-Forwarded-Proto is the gateway's, never the client's.
+            {**{k: v for k, v in request.headers.items() if k.lower() != "x-forwarded-proto"}, "X-Forwarded-Proto": request.scheme},
             body,
             request.remote or "127.0.0.1",
         )

@@ -139,6 +139,14 @@ def test_the_researcher_page_counts_free_vms_live_and_assigns_one(stack, researc
     wait_until(lambda: stack.start_host_calls(hostname), 30, message="the VM to receive the command")
     assert stack.start_host_calls(hostname)[-1]["pin"] == pin
 
+    # The same browser asks again (it sends back its claim cookie, over plain HTTP locally): the
+    # same VM, a new PIN.
+    researcher.get(stack.api_url + "/")
+    request_in_form(researcher, "marie@example.org", crd("4/0Amarie-Again"))
+    assert text(researcher, "#hostname") == hostname
+    new_pin = text(researcher, "#pin")
+    wait_until(lambda: stack.start_host_calls(hostname)[-1]["pin"] == new_pin, 30, message="the VM to receive the new PIN")
+
 
 def test_the_researcher_page_works_without_javascript(stack, researcher_without_js):
     browser = researcher_without_js

@@ -7,6 +7,7 @@ from __future__ import annotations
 from psycopg2 import sql
 
 from lablink.db.database import Database
+from lablink.db.rate_limits import RATE_LIMITS
 from lablink.db.tables import AUDIT, FREE_POOL, LOG_EVENTS
 from lablink.db.vm_logs import LOGS_TAIL_CHARS
 from lablink.tokens import hash_token, log_stream_name, mint_token
@@ -83,6 +84,20 @@ def audit_trail(db: Database, hostname: str | None = None) -> list[dict]:
 
 def delete_all_vms(db: Database) -> int:
     return db.connection.rowcount(db.table.query("DELETE FROM {t}"))
+
+
+def claim_token_hash(db: Database, hostname: str) -> str | None:
+    row = db.connection.one(db.table.query("SELECT claim_token_hash FROM {t} WHERE hostname = %s"), (hostname,))
+    return row["claim_token_hash"] if row else None
+
+
+def rate_limit_window_count(db: Database) -> int:
+    return db.connection.scalar(sql.SQL("SELECT count(*) AS n FROM {}").format(RATE_LIMITS))
+
+
+def forget_rate_limits(db: Database) -> int:
+    """Start every rate-limit window afresh (a benchmark's runs are separate rooms)."""
+    return db.connection.rowcount(sql.SQL("DELETE FROM {}").format(RATE_LIMITS))
 
 
 def session_count(db: Database, application_name_prefix: str) -> int:

@@ -29,7 +29,11 @@ def test_empty_pool_then_assigned_then_same_vm(gateway, db, vm_factory):
     assert hostname == f"lablink-vm-{ENVIRONMENT}-1" and pin.isdigit() and len(pin) == 6
     assert vm_of_email(db, "ada@example.org")["crdcommand"] == CANONICAL
 
-    again = request_vm(gateway, "ada@example.org", CRD.replace("4/0AbCd_e-F", "4/0NewCode"))
+    again = gateway.request(
+        "POST",
+        "/api/request_vm",
+        json_body={"email": "ada@example.org", "crd_command": CRD.replace("4/0AbCd_e-F", "4/0NewCode"), "claim_token": first.json()["claim_token"]},
+    )
     assert again.status == 200 and again.json()["hostname"] == hostname
     assert "updated" in again.json()["message"]
     assert "4/0NewCode" in vm_of_email(db, "ada@example.org")["crdcommand"]

@@ -63,6 +63,24 @@ class FleetConfig(_Section):
     max_vms: int = Field(500, ge=1, le=10_000)
 
 
+class ResearcherConfig(_Section):
+    """Rate limits of POST /api/request_vm, counted in fixed windows (a burst across a window
+    boundary may get up to twice a limit). A 429 claims nothing."""
+
+    # Every attempt of one source address counts (also those refused later, e.g. for a wrong
+    # access code). A workshop room is often one NAT address: 300 participants each asking
+    # about twice (a double click, a reload, a mistyped CRD code) in the same minute are
+    # ~600 attempts, so 1200 per minute leaves them twice that margin; a flood from one
+    # address still stops after 1200 a minute (the access gate and the optional WAF stop it
+    # sooner).
+    attempts_per_address: int = Field(1200, ge=1, le=1_000_000)
+    address_window_s: int = Field(60, ge=1, le=86_400)
+    # The attempts for one email: a person asks a few times (reload, new CRD code); more than
+    # 10 a minute is a script (e.g. guessing at another's claim).
+    attempts_per_email: int = Field(10, ge=1, le=1_000_000)
+    email_window_s: int = Field(60, ge=1, le=86_400)
+
+
 class StartupScriptConfig(_Section):
     path: str | None = None
     on_error: Literal["continue", "fail"] = "continue"
@@ -215,6 +233,7 @@ class LablinkConfig(_Section):
     machine: MachineConfig = MachineConfig()
     app: AppConfig = AppConfig()
     fleet: FleetConfig = FleetConfig()
+    researcher: ResearcherConfig = ResearcherConfig()
     startup_script: StartupScriptConfig = StartupScriptConfig()
     listener: ListenerConfig = ListenerConfig()
     logs: LogsConfig = LogsConfig()

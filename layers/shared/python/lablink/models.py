@@ -47,6 +47,8 @@ class Assignment:
     pin: str
     # True when the email already held this VM: its command and PIN were replaced.
     rejoined: bool
+    # The claim's token (a new claim's fresh one, a rejoin's as presented): never stored.
+    claim_token: str
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ class AssignmentOut(BaseModel):
     hostname: str
     pin: str
     message: str
+    # Send it back (field claim_token) to ask again for this email's VM.
+    claim_token: str
 
 
 class LaunchRequest(_Body):

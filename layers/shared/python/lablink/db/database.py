@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from lablink.db.history import History
     from lablink.db.operations import Operations
     from lablink.db.pool import Pool
+    from lablink.db.rate_limits import RateLimits
     from lablink.db.startup import StartupTimes
     from lablink.db.vm_logs import VmLogs
     from lablink.db.vms import Vms
@@ -55,6 +56,12 @@ class Database:
         from lablink.db.assignments import Assignments
 
         return Assignments(self.connection, self.table)
+
+    @cached_property
+    def rate_limits(self) -> RateLimits:
+        from lablink.db.rate_limits import RateLimits
+
+        return RateLimits(self.connection)
 
     @cached_property
     def startup(self) -> StartupTimes:
