@@ -22,7 +22,8 @@ SAMPLES = {
     ("GET", "/api/export-metrics"): ("/api/export-metrics?format=csv", None, 200),
     ("GET", "/openapi.json"): ("/openapi.json", None, 200),
     ("POST", "/api/launch"): ("/api/launch", {"num_vms": 1}, 202),
-    ("POST", "/api/destroy"): ("/api/destroy", {"hostnames": ["lablink-vm-test-99"]}, 202),
+    # An unknown hostname: the route itself answers (404 naming it), so the caller got past auth.
+    ("POST", "/api/destroy"): ("/api/destroy", {"hostnames": ["lablink-vm-test-99"]}, 404),
     ("GET", "/api/operations/{operation_id}"): ("/api/operations/{operation}", None, 200),
     ("POST", "/api/vm-status"): ("/api/vm-status", {"hostname": "{vm}", "status": "running"}, 200),
     ("POST", "/api/vm-metrics/{hostname}"): ("/api/vm-metrics/{vm}", {"cloud_init_start": 1_700_000_000}, 200),
