@@ -10,11 +10,18 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lablink import environment
+from lablink.models import (
+    ACCESS_CODE_MAX_LENGTH,
+    ACCESS_CODE_MIN_LENGTH,
+    ACCESS_LIST_MAX_ENTRIES,
+    DOMAIN_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+)
 
 
 class _Section(BaseModel):
@@ -90,6 +97,29 @@ class ListenerConfig(_Section):
         return self.idle_timeout_seconds - LISTENER_WAIT_MARGIN_SECONDS
 
 
+def _lower_case(entries: list[str]) -> list[str]:
+    return [entry.strip().lower() for entry in entries]
+
+
+class AccessConfig(_Section):
+    """The access gate of request_vm until the admin sets it at run time (PUT /api/access).
+    Shape checks only: every function parses this model at cold start (email-validator, which
+    the admin route uses, costs ~175 ms to import)."""
+
+    # A shared room code (on the whiteboard), not a secret of the deployment; None: no code.
+    code: str | None = Field(
+        None, min_length=ACCESS_CODE_MIN_LENGTH, max_length=ACCESS_CODE_MAX_LENGTH, pattern=r"^\S(.*\S)?$"
+    )
+    allowed_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=EMAIL_MAX_LENGTH)]] = (
+        Field(default_factory=list, max_length=ACCESS_LIST_MAX_ENTRIES)
+    )
+    allowed_domains: list[Annotated[str, Field(pattern=r"^[^@\s.]+(\.[^@\s.]+)+$", max_length=DOMAIN_MAX_LENGTH)]] = (
+        Field(default_factory=list, max_length=ACCESS_LIST_MAX_ENTRIES)
+    )
+
+    _lists_in_lower_case = field_validator("allowed_emails", "allowed_domains")(_lower_case)
+
+
 class DeployConfig(_Section):
     """How the CDK app (app.py) builds the AWS deployment; nothing else reads it."""
 
@@ -132,6 +162,7 @@ class LablinkConfig(_Section):
     fleet: FleetConfig = FleetConfig()
     startup_script: StartupScriptConfig = StartupScriptConfig()
     listener: ListenerConfig = ListenerConfig()
+    access: AccessConfig = AccessConfig()
     deploy: DeployConfig = DeployConfig()
 
 

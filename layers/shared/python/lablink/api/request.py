@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Form
 
+from lablink.access import check_access, current_rules
 from lablink.api.http import (
     DATABASE_UNREACHABLE,
     RETRY_AFTER_SECONDS,
@@ -24,10 +25,10 @@ from lablink.api.models import AssignmentOut, Count
 from lablink.crd import MAX_LENGTH as CRD_MAX_LENGTH
 from lablink.crd import CrdCommandError, parse_crd_command
 from lablink.db.errors import DatabaseUnreachable, NoFreeVm
-from lablink.models import EMAIL_MAX_LENGTH
+from lablink.models import ACCESS_CODE_MAX_LENGTH, EMAIL_MAX_LENGTH
 from lablink.observability import count, logger
 from lablink.pages.researcher import assigned_page, index_page, unavailable_page
-from lablink.runtime import database
+from lablink.runtime import config, database
 
 app = make_resolver()
 
@@ -60,6 +61,7 @@ def _form_error(status: int, message: str) -> Response:
         error=message,
         email=typed.get("email", "")[:EMAIL_MAX_LENGTH],
         crd_command=typed.get("crd_command", "")[:CRD_MAX_LENGTH],
+        code_required=current_rules(database("request"), config().access).code_required,
     )
     return _html(status, page)
 
@@ -94,7 +96,8 @@ def _invalid(error: RequestValidationError) -> Response:
 
 @app.get("/", summary="The researcher's page: request form and live count of free VMs")
 def researcher_page() -> Response[str]:
-    return _html(200, index_page(app.current_event.raw_event, database("request").assignments.count_free()))
+    db = database("request")
+    return _html(200, index_page(app.current_event.raw_event, db.assignments.count_free(), code_required=current_rules(db, config().access).code_required))
 
 
 @app.get("/api/unassigned_vms_count", summary="How many VMs are running and unassigned")
@@ -124,6 +127,7 @@ def normalized_email(text: str) -> str:
 def request_vm(
     email: Annotated[str, Form(max_length=EMAIL_MAX_LENGTH + 64)],
     crd_command: Annotated[str, Form(max_length=CRD_MAX_LENGTH)],
+    access_code: Annotated[str | None, Form(max_length=ACCESS_CODE_MAX_LENGTH, description="The workshop's access code, when one is set")] = None,
 ) -> Response[AssignmentOut | str]:
     address = normalized_email(email)
     try:
@@ -131,6 +135,7 @@ def request_vm(
     except CrdCommandError as error:
         count("AssignmentsRefused")
         raise ApiError(400, str(error)) from None
+    check_access(database("request"), config().access, address, access_code)  # 403 before anything is claimed
     try:
         assignment = database("request").assignments.claim(address, command.canonical)
     except NoFreeVm:

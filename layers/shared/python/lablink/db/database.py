@@ -22,6 +22,7 @@ from lablink.db.connection import Connection, database_url
 from lablink.db.tables import VmTable
 
 if TYPE_CHECKING:
+    from lablink.db.access import AccessSettings
     from lablink.db.assignments import Assignments
     from lablink.db.operations import Operations
     from lablink.db.startup import StartupTimes
@@ -70,3 +71,9 @@ class Database:
         from lablink.db.operations import Operations
 
         return Operations(self.connection, self.table)
+
+    @cached_property
+    def access(self) -> AccessSettings:
+        from lablink.db.access import AccessSettings
+
+        return AccessSettings(self.connection)
