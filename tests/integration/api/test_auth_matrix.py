@@ -21,6 +21,8 @@ SAMPLES = {
     ("GET", "/api/vm-logs/{hostname}"): ("/api/vm-logs/{vm}", None, 200),
     ("GET", "/api/export-metrics"): ("/api/export-metrics?format=csv", None, 200),
     ("GET", "/openapi.json"): ("/openapi.json", None, 200),
+    ("GET", "/api/access"): ("/api/access", None, 200),
+    ("PUT", "/api/access"): ("/api/access", {"allowed_domains": ["example.org"]}, 200),
     ("POST", "/api/launch"): ("/api/launch", {"num_vms": 1}, 202),
     ("POST", "/api/destroy"): ("/api/destroy", {"hostnames": ["lablink-vm-test-99"]}, 202),
     ("GET", "/api/operations/{operation_id}"): ("/api/operations/{operation}", None, 200),
