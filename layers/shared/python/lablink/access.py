@@ -26,7 +26,8 @@ from lablink.db.access import AccessRow
 from lablink.db.database import Database
 from lablink.observability import count
 
-# PBKDF2-SHA256 (hashlib, the standard library): about 10 ms per check on one Lambda vCPU.
+# PBKDF2-SHA256 (hashlib, the standard library): 50,000 iterations, about 30 ms per check
+# measured on a busy 2-core machine; only paid while a code is set.
 # The code is short and shared with a room, so no hash makes it strong; this keeps it out
 # of a database dump or snapshot in readable form.
 _HASH_NAME = "pbkdf2_sha256"
