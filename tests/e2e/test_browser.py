@@ -9,7 +9,7 @@ import pytest
 from e2e_support import ADMIN_PASSWORD, ARTIFACTS, crd, screenshot, wait_until
 from selenium.webdriver.common.by import By
 
-from lablink.pages.admin import admin_page
+from lablink.pages.admin import access_html, admin_page
 
 PHASES = ["Provisioning", "Cloud-init", "Container"]
 
@@ -222,7 +222,7 @@ def test_the_chart_stays_readable_at_200_vms(browser_factory, tmp_path):
                 "totalstartupdurationseconds": sum(phases),
             }
         )
-    html = admin_page({"path": "/admin", "requestContext": {"path": "/prod/admin"}}, vms)
+    html = admin_page({"path": "/admin", "requestContext": {"path": "/prod/admin"}}, vms, access_html(False, [], []))
     page = tmp_path / "dashboard-200.html"
     page.write_text(html)
     browser = browser_factory()

@@ -23,6 +23,8 @@ API_CONTRACT = {
     ("GET", "/api/status"): "admin",
     ("GET", "/api/vm-logs/{hostname}"): "admin",
     ("GET", "/api/export-metrics"): "admin",
+    ("GET", "/api/access"): "admin",
+    ("PUT", "/api/access"): "admin",
     ("POST", "/api/vm-status"): "vm",
     ("POST", "/api/vm-metrics/{hostname}"): "vm",
     ("POST", "/api/gpu_health"): "vm",

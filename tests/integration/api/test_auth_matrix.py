@@ -21,6 +21,8 @@ SAMPLES = {
     ("GET", "/api/vm-logs/{hostname}"): ("/api/vm-logs/{vm}", None, 200),
     ("GET", "/api/export-metrics"): ("/api/export-metrics?format=csv", None, 200),
     ("GET", "/openapi.json"): ("/openapi.json", None, 200),
+    ("GET", "/api/access"): ("/api/access", None, 200),
+    ("PUT", "/api/access"): ("/api/access", {"allowed_domains": ["example.org"]}, 200),
     ("POST", "/api/launch"): ("/api/launch", {"num_vms": 1}, 202),
     # An unknown hostname: the route itself answers (404 naming it), so the caller got past auth.
     ("POST", "/api/destroy"): ("/api/destroy", {"hostnames": ["lablink-vm-test-99"]}, 404),

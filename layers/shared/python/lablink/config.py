@@ -11,11 +11,18 @@ import math
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lablink import environment
+from lablink.models import (
+    ACCESS_CODE_MAX_LENGTH,
+    ACCESS_CODE_MIN_LENGTH,
+    ACCESS_LIST_MAX_ENTRIES,
+    DOMAIN_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+)
 
 
 class _Section(BaseModel):
@@ -107,6 +114,29 @@ class ListenerConfig(_Section):
     def max_wait_seconds(self) -> int:
         """The longest `wait=` the listener accepts: it ends before the load balancer gives up."""
         return self.idle_timeout_seconds - LISTENER_WAIT_MARGIN_SECONDS
+
+
+def _lower_case(entries: list[str]) -> list[str]:
+    return [entry.strip().lower() for entry in entries]
+
+
+class AccessConfig(_Section):
+    """The access gate of request_vm until the admin sets it at run time (PUT /api/access).
+    Shape checks only: every function parses this model at cold start (email-validator, which
+    the admin route uses, costs ~175 ms to import)."""
+
+    # A shared room code (on the whiteboard), not a secret of the deployment; None: no code.
+    code: str | None = Field(
+        None, min_length=ACCESS_CODE_MIN_LENGTH, max_length=ACCESS_CODE_MAX_LENGTH, pattern=r"^\S(.*\S)?$"
+    )
+    allowed_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=EMAIL_MAX_LENGTH)]] = (
+        Field(default_factory=list, max_length=ACCESS_LIST_MAX_ENTRIES)
+    )
+    allowed_domains: list[Annotated[str, Field(pattern=r"^[^@\s.]+(\.[^@\s.]+)+$", max_length=DOMAIN_MAX_LENGTH)]] = (
+        Field(default_factory=list, max_length=ACCESS_LIST_MAX_ENTRIES)
+    )
+
+    _lists_in_lower_case = field_validator("allowed_emails", "allowed_domains")(_lower_case)
 
 
 class DeployConfig(_Section):
@@ -237,6 +267,7 @@ class LablinkConfig(_Section):
     startup_script: StartupScriptConfig = StartupScriptConfig()
     listener: ListenerConfig = ListenerConfig()
     logs: LogsConfig = LogsConfig()
+    access: AccessConfig = AccessConfig()
     deploy: DeployConfig = DeployConfig()
     pool: PoolConfig = PoolConfig()
     prices: PricesConfig = PricesConfig()

@@ -45,6 +45,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/status", Function.ADMIN, Auth.ADMIN),
     Route("GET", "/api/vm-logs/{hostname}", Function.ADMIN, Auth.ADMIN),
     Route("GET", "/api/export-metrics", Function.ADMIN, Auth.ADMIN),
+    Route("GET", "/api/access", Function.ADMIN, Auth.ADMIN),
+    Route("PUT", "/api/access", Function.ADMIN, Auth.ADMIN),
     Route("GET", "/openapi.json", Function.ADMIN, Auth.PUBLIC),
     Route("POST", "/api/launch", Function.LAUNCH, Auth.ADMIN),
     Route("POST", "/api/destroy", Function.LAUNCH, Auth.ADMIN),

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Form
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
+from lablink.access import check_access, current_rules
 from lablink.api.http import (
     DATABASE_UNREACHABLE,
     RETRY_AFTER_SECONDS,
@@ -27,7 +28,7 @@ from lablink.crd import MAX_LENGTH as CRD_MAX_LENGTH
 from lablink.crd import CrdCommandError, parse_crd_command
 from lablink.db.errors import ClaimRefused, DatabaseUnreachable, NoFreeVm, RateLimited
 from lablink.db.rate_limits import Limit
-from lablink.models import EMAIL_MAX_LENGTH
+from lablink.models import ACCESS_CODE_MAX_LENGTH, EMAIL_MAX_LENGTH
 from lablink.observability import count, logger
 from lablink.pages import base_href
 from lablink.pages.researcher import assigned_page, index_page, unavailable_page
@@ -69,6 +70,7 @@ def _form_error(status: int, message: str) -> Response:
         error=message,
         email=typed.get("email", "")[:EMAIL_MAX_LENGTH],
         crd_command=typed.get("crd_command", "")[:CRD_MAX_LENGTH],
+        code_required=current_rules(database("request"), config().access).code_required,
     )
     return _html(status, page)
 
@@ -111,7 +113,8 @@ def _invalid(error: RequestValidationError) -> Response:
 
 @app.get("/", summary="The researcher's page: request form and live count of free VMs")
 def researcher_page() -> Response[str]:
-    return _html(200, index_page(app.current_event.raw_event, database("request").assignments.count_free()))
+    db = database("request")
+    return _html(200, index_page(app.current_event.raw_event, db.assignments.count_free(), code_required=current_rules(db, config().access).code_required))
 
 
 @app.get("/api/unassigned_vms_count", summary="How many VMs are running and unassigned")
@@ -150,6 +153,7 @@ def request_vm(
     email: Annotated[str, Form(max_length=EMAIL_MAX_LENGTH + 64)],
     crd_command: Annotated[str, Form(max_length=CRD_MAX_LENGTH)],
     claim_token: Annotated[str | None, Form(max_length=CLAIM_TOKEN_MAX_LENGTH)] = None,
+    access_code: Annotated[str | None, Form(max_length=ACCESS_CODE_MAX_LENGTH, description="The workshop's access code, when one is set")] = None,
 ) -> Response[AssignmentOut | str]:
     address = normalized_email(email)
     limits = config().researcher
@@ -165,6 +169,7 @@ def request_vm(
         count("AssignmentsRefused")
         raise ApiError(400, str(error)) from None
     presented = claim_token or _claim_cookie_sent()
+    check_access(database("request"), config().access, address, access_code)  # 403 before anything is claimed
     try:
         assignment = database("request").assignments.claim(address, command.canonical, presented)
     except NoFreeVm:

@@ -22,6 +22,7 @@ from lablink.db.connection import Connection, database_url
 from lablink.db.tables import VmTable
 
 if TYPE_CHECKING:
+    from lablink.db.access import AccessSettings
     from lablink.db.assignments import Assignments
     from lablink.db.history import History
     from lablink.db.operations import Operations
@@ -93,3 +94,9 @@ class Database:
         from lablink.db.history import History
 
         return History(self.connection, self.table)
+
+    @cached_property
+    def access(self) -> AccessSettings:
+        from lablink.db.access import AccessSettings
+
+        return AccessSettings(self.connection)

@@ -57,6 +57,7 @@ HIDDEN_VM_COLUMNS = frozenset({"logs", "token_hash", "claim_token_hash"})
 LOG_EVENTS = sql.Identifier("vm_log_events")
 OPERATIONS = sql.Identifier("operations")
 AUDIT = sql.Identifier("vm_audit")
+ACCESS_SETTINGS = sql.Identifier("access_settings")
 
 # Assignable: running and unassigned (the seed's rule, plus no email).
 FREE_POOL = sql.SQL("crdcommand IS NULL AND useremail IS NULL AND status = 'running'")

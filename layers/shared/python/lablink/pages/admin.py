@@ -147,9 +147,20 @@ def chart_html(vms: Sequence[Mapping]) -> Markup:
     return render("admin/chart.html", legend=legend, chart=phase_chart(vms))
 
 
-def admin_page(event: Mapping, vms: Sequence[Mapping]) -> str:
+def access_html(code_required: bool, allowed_emails: Sequence[str], allowed_domains: Sequence[str]) -> Markup:
+    """The access gate's form (saved by static/admin.js with PUT /api/access); the code itself is never shown."""
+    return render(
+        "admin/access.html",
+        code_state="Participants need the access code." if code_required else "No access code is required.",
+        emails="\n".join(allowed_emails),
+        domains="\n".join(allowed_domains),
+    )
+
+
+def admin_page(event: Mapping, vms: Sequence[Mapping], access: Markup) -> str:
     body = render(
         "admin/dashboard.html",
+        access=access,
         counts=counts_html(vms),
         table=table_html(vms),
         chart=chart_html(vms),

@@ -9,7 +9,11 @@ from lablink.pages import page
 from lablink.pages.render import attribute, render, static
 
 
-def index_page(event: Mapping, free_count: int, *, error: str | None = None, email: str = "", crd_command: str = "") -> str:
+def index_page(
+    event: Mapping, free_count: int, *, error: str | None = None, email: str = "", crd_command: str = "", code_required: bool = False
+) -> str:
+    """The request form; its "Access code" field only when the workshop has a code (never
+    filled in again after an error)."""
     body = render(
         "researcher/index.html",
         free_count=free_count,
@@ -18,6 +22,7 @@ def index_page(event: Mapping, free_count: int, *, error: str | None = None, ema
         notice=render("researcher/error.html", error=error) if error else "",
         email=email,
         crd_command=crd_command,
+        access_code_field=render("researcher/access_code.html") if code_required else "",
         script=static("researcher.js"),
     )
     return page("LabLink", body, event)
