@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Form
 
+from lablink.api.assets import router as assets_router
 from lablink.api.http import (
     DATABASE_UNREACHABLE,
     RETRY_AFTER_SECONDS,
@@ -30,6 +31,7 @@ from lablink.pages.researcher import assigned_page, index_page, unavailable_page
 from lablink.runtime import database
 
 app = make_resolver()
+app.include_router(assets_router)  # the pages' scripts and styles, served by this function
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 

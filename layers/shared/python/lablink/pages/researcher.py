@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lablink.pages import page
-from lablink.pages.render import attribute, render, static
+from lablink.pages.render import attribute, render, static_url
 
 
 def index_page(event: Mapping, free_count: int, *, error: str | None = None, email: str = "", crd_command: str = "") -> str:
@@ -18,7 +18,7 @@ def index_page(event: Mapping, free_count: int, *, error: str | None = None, ema
         notice=render("researcher/error.html", error=error) if error else "",
         email=email,
         crd_command=crd_command,
-        script=static("researcher.js"),
+        script=static_url("researcher.js"),
     )
     return page("LabLink", body, event)
 
