@@ -25,7 +25,7 @@ CACHE_REVALIDATE = "no-cache"
 @router.get(
     "/static/<name>",
     summary="A script or stylesheet of the pages",
-    responses={404: {"description": "No such file"}},
+    responses={200: {"description": "The file, with its Content-Type"}, 404: {"description": "No such file"}},
 )
 def static_asset(
     name: Annotated[str, Path(max_length=64)],
