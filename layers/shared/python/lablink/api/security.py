@@ -45,10 +45,11 @@ def _headers(event: Mapping) -> dict[str, str]:
     return {key.lower(): value for key, value in (event.get("headers") or {}).items()}
 
 
-def _origin_of(scheme: str, netloc: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) with the scheme's default port filled in; None when unparsable."""
+def _origin_of(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) with the scheme's default port filled in; None when unparsable
+    (as "null", the Origin of a sandboxed frame or of a cross-origin redirect)."""
     try:
-        split = urlsplit(f"{scheme.lower()}://{netloc}")
+        split = urlsplit(url.lower())
         port = split.port or DEFAULT_PORTS.get(split.scheme)
     except ValueError:
         return None
@@ -64,7 +65,7 @@ def _own_origin(headers: Mapping[str, str]) -> tuple[str, str, int] | None:
     host = headers.get("host")
     if not host:
         return None
-    return _origin_of(headers.get("x-forwarded-proto", "https"), host)
+    return _origin_of(f"{headers.get('x-forwarded-proto', 'https')}://{host}")
 
 
 def check_admin_write(event: Mapping) -> None:
@@ -78,8 +79,7 @@ def check_admin_write(event: Mapping) -> None:
         raise RequestRefused(403, "Admin changes are refused from another site.")
     origin = headers.get("origin")
     if origin is not None:
-        split = urlsplit(origin)
-        claimed = _origin_of(split.scheme, split.netloc)  # None for "null" (a sandboxed frame, a redirect)
+        claimed = _origin_of(origin)
         if claimed is None or claimed != _own_origin(headers):
             raise RequestRefused(403, "Admin changes are refused from another origin.")
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
