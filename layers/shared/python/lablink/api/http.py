@@ -124,13 +124,13 @@ def resolve(app: APIGatewayRestResolver, event: dict, context: Any) -> dict:
 def _answer(app: APIGatewayRestResolver, event: dict, context: Any) -> dict:
     if body_size(event) > MAX_BODY_BYTES:
         return _refusal(413, "The request body is larger than 1 MiB.")
+    if _multipart_without_boundary(event):
+        return _refusal(400, "The multipart/form-data body has no boundary.")
     try:
         check_admin_write(event)
     except RequestRefused as refused:
         logger.warning("admin write refused", extra={"status": refused.status, "resource": event.get("resource")})
         return _refusal(refused.status, refused.message)
-    if _multipart_without_boundary(event):
-        return _refusal(400, "The multipart/form-data body has no boundary.")
     if not _body_is_object_or_not_json(event):
         return _refusal(422, "The request body must be a JSON object.")
     return app.resolve(event, context)
