@@ -12,6 +12,7 @@ API_CONTRACT = {
     ("GET", "/"): "public",
     ("GET", "/api/unassigned_vms_count"): "public",
     ("POST", "/api/request_vm"): "public",
+    ("GET", "/static/{name}"): "public",
     ("GET", "/openapi.json"): "public",
     ("GET", "/admin"): "admin",
     ("POST", "/api/launch"): "admin",

@@ -17,6 +17,7 @@ SAMPLES = {
     ("GET", "/api/vms"): ("/api/vms", None, 200),
     ("GET", "/api/vm-status"): ("/api/vm-status", None, 200),
     ("GET", "/api/vm-status/{hostname}"): ("/api/vm-status/{vm}", None, 200),
+    ("GET", "/static/{name}"): ("/static/admin.js", None, 200),
     ("GET", "/api/status"): ("/api/status", None, 200),
     ("GET", "/api/vm-logs/{hostname}"): ("/api/vm-logs/{vm}", None, 200),
     ("GET", "/api/export-metrics"): ("/api/export-metrics?format=csv", None, 200),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from api_support import ENVIRONMENT
 from db_probe import vm_of_email
 
@@ -57,7 +59,9 @@ def test_the_page_shows_the_free_count_and_posts_relative(gateway, vm_factory):
     page = gateway.request("GET", "/")
     assert page.status == 200 and page.header("Content-Type").startswith("text/html")
     assert '<strong id="free-count">2</strong>' in page.text
-    assert 'action="api/request_vm"' in page.text and 'fetch("api/unassigned_vms_count")' in page.text
+    assert 'action="api/request_vm"' in page.text
+    script = re.search(r'<script src="(static/researcher\.js\?v=\w+)"></script>', page.text)
+    assert script and 'fetch("api/unassigned_vms_count")' in gateway.request("GET", "/" + script.group(1)).text
     assert '<base href="/prod/">' in page.text  # API Gateway's stage prefix
 
 

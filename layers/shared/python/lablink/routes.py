@@ -37,6 +37,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/", Function.REQUEST, Auth.PUBLIC),
     Route("GET", "/api/unassigned_vms_count", Function.REQUEST, Auth.PUBLIC),
     Route("POST", "/api/request_vm", Function.REQUEST, Auth.PUBLIC),
+    Route("GET", "/static/{name}", Function.REQUEST, Auth.PUBLIC),  # the pages' scripts and styles
     # Admin
     Route("GET", "/admin", Function.ADMIN, Auth.ADMIN),
     Route("GET", "/api/vms", Function.ADMIN, Auth.ADMIN),

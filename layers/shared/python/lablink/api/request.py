@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Form
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
 from lablink.access import check_access, current_rules
+from lablink.api.assets import router as assets_router
 from lablink.api.http import (
     DATABASE_UNREACHABLE,
     RETRY_AFTER_SECONDS,
@@ -35,6 +36,7 @@ from lablink.pages.researcher import assigned_page, index_page, unavailable_page
 from lablink.runtime import config, database
 
 app = make_resolver()
+app.include_router(assets_router)  # the pages' scripts and styles, served by this function
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # The page's claim token: the browser that got the VM sends it back with its next request.

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from lablink.pages import page
-from lablink.pages.render import Markup, join, render, static
+from lablink.pages.render import Markup, join, render, static_url
 from lablink.phases import PHASES, TOTAL_COLUMN
 
 # The chart's colour of each startup phase, in the order they happen.
@@ -164,6 +164,6 @@ def admin_page(event: Mapping, vms: Sequence[Mapping], access: Markup) -> str:
         counts=counts_html(vms),
         table=table_html(vms),
         chart=chart_html(vms),
-        script=static("admin.js"),
+        script=static_url("admin.js"),
     )
     return page("LabLink admin", body, event, wide=True, stylesheet="admin.css")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lablink.pages import page
-from lablink.pages.render import attribute, render, static
+from lablink.pages.render import attribute, render, static_url
 
 
 def index_page(
@@ -23,7 +23,7 @@ def index_page(
         email=email,
         crd_command=crd_command,
         access_code_field=render("researcher/access_code.html") if code_required else "",
-        script=static("researcher.js"),
+        script=static_url("researcher.js"),
     )
     return page("LabLink", body, event)
 

@@ -1,4 +1,4 @@
-// The admin dashboard's script (inlined by pages/admin.py): calls the admin API, follows
+// The admin dashboard's script (loaded by pages/admin.py from static/): calls the admin API, follows
 // launches and destroys, refreshes the counts, table and chart, shows and follows VM logs.
 (() => {
   const $ = (id) => document.getElementById(id);
