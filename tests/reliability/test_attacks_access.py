@@ -3,52 +3,23 @@ access gate set, a request without the workshop code, with a wrong code, or from
 outside the allowed domains is refused with 403 and claims nothing; the admin turns the gate
 off at run time and requests go through with no redeploy.
 
-The API runs as in tests/integration/api: the real handlers and authorizer behind the API
-Gateway emulator, PostgreSQL through PgBouncer, Secrets Manager on moto."""
+The API runs as in tests/integration/api (tests/support/api_fixtures.py): the real handlers
+and authorizer behind the API Gateway emulator, PostgreSQL through PgBouncer, AWS on moto."""
 
 from __future__ import annotations
 
-import base64
-import json
-
-import boto3
 import pytest
+from api_support import ADMIN
 from db_probe import free_hostnames, row_count, vm_of_email
-from moto import mock_aws
 
-from lablink import runtime
-from lablink.tokens import hash_token
-from lablink_local.gateway import Gateway
-
-PASSWORD = "correct horse battery staple"
-ADMIN = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
 CRD = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0AbCd_e-F" --redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
 CODE = "otter-42"
 
 
-@pytest.fixture
-def gateway(monkeypatch, pooled_database_url, db):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-west-2",
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "POWERTOOLS_METRICS_NAMESPACE": "LabLinkTest",
-        "DATABASE_URL": pooled_database_url,
-        "LABLINK_CONFIG_JSON": json.dumps({"app": {"environment": "test"}}),
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        secret = boto3.client("secretsmanager").create_secret(
-            Name="lablink-admin", SecretString=json.dumps({"username": "admin", "password": PASSWORD})
-        )
-        monkeypatch.setenv("ADMIN_SECRET_ARN", secret["ARN"])
-        for number in (1, 2, 3):
-            db.vms.insert(
-                f"lablink-vm-test-{number}", status="running", token_hash=hash_token(f"token-{number}-" + "x" * 30)
-            )
-        yield Gateway(stage="prod")
-        runtime.close_databases()
+@pytest.fixture(autouse=True)
+def three_free_vms(vm_factory):
+    for number in (1, 2, 3):
+        vm_factory(number)
 
 
 def request_vm(gateway, email, **extra):

@@ -1,34 +1,16 @@
 """Issue 12's attacks on request_vm, items 1 and 3: a VM taken over by whoever knows its
 researcher's email, and one address draining the pool. The API runs as in
 tests/integration/api (the real handlers behind the API Gateway emulator, real PostgreSQL
-through PgBouncer, AWS on moto); its fixtures are loaded from there."""
+through PgBouncer, AWS on moto), with the fixtures of tests/support/api_fixtures.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 import time
-from pathlib import Path
 
-_API_TESTS = Path(__file__).parents[1] / "integration" / "api"
-sys.path.insert(0, str(_API_TESTS))
-_spec = importlib.util.spec_from_file_location("api_fixtures", _API_TESTS / "conftest.py")
-assert _spec and _spec.loader
-api_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(api_fixtures)
-aws, launch_template, provisioner, api_env, gateway, vm_factory = (
-    api_fixtures.aws,
-    api_fixtures.launch_template,
-    api_fixtures.provisioner,
-    api_fixtures.api_env,
-    api_fixtures.gateway,
-    api_fixtures.vm_factory,
-)
-
-from api_support import CONFIG  # noqa: E402
-from db_probe import audit_trail, vm_of_email  # noqa: E402
+from api_support import CONFIG
+from db_probe import audit_trail, vm_of_email
 
 VICTIM_CRD = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0Victim" --redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
 ATTACKER_CRD = VICTIM_CRD.replace("4/0Victim", "4/0Attacker")
