@@ -27,6 +27,7 @@ from lablink.db.errors import DatabaseUnreachable, NoFreeVm
 from lablink.models import EMAIL_MAX_LENGTH
 from lablink.observability import count, logger
 from lablink.pages.researcher import assigned_page, index_page, unavailable_page
+from lablink.pool.kick import kick_reconcile
 from lablink.runtime import database
 
 app = make_resolver()
@@ -136,6 +137,7 @@ def request_vm(
     except NoFreeVm:
         count("AssignmentsRefused")
         raise ApiError(503, "No available VMs. Please try again later.") from None
+    kick_reconcile()  # a VM less is free: refill now, not at the next scheduled run
     if not assignment.rejoined:
         count("VMsAssigned")
     logger.info("VM assigned", extra={"hostname": assignment.hostname, "rejoined": assignment.rejoined})
