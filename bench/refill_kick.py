@@ -65,7 +65,9 @@ def main() -> int:
     parser.add_argument("--claims", type=int, default=20)
     args = parser.parse_args()
     os.environ.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-west-2"})
-    os.environ.update({"POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_DISABLED": "1", "POWERTOOLS_LOG_LEVEL": "WARNING"})
+    os.environ.update(
+        {"POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_DISABLED": "1", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    )
     cfg = LablinkConfig.model_validate({"fleet": {"max_vms": args.claims + MIN_FREE + 10}})
     os.environ["LABLINK_CONFIG_JSON"] = cfg.model_dump_json()
     seconds: list[float] = []
@@ -87,7 +89,9 @@ def main() -> int:
                 clock.launched.clear()
                 began = time.perf_counter()
                 answer = gateway.request(
-                    "POST", "/api/request_vm", json_body={"email": f"researcher{number}@example.org", "crd_command": CRD}
+                    "POST",
+                    "/api/request_vm",
+                    json_body={"email": f"researcher{number}@example.org", "crd_command": CRD},
                 )
                 if answer.status != 200:
                     raise RuntimeError(f"claim {number}: HTTP {answer.status} {answer.text()}")

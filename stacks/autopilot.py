@@ -87,4 +87,6 @@ class Autopilot(Construct):
         )
         for kicker in kicked_by:
             kicker.function.add_environment(environment.RECONCILE_FUNCTION_NAME, function.function_name)
-            kicker.role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn]))
+            kicker.role.add_to_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn])
+            )

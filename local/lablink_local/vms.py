@@ -4,7 +4,8 @@ a local process, configured by that instance's own user data.
 A VM "boots" like the user data does (reports `initializing`, then its cloud-init timings),
 then its agent runs with a stand-in `start-host` first on PATH (and no `nvidia-smi`, so GPU
 health is N/A). Its agent's real in-use probe looks for a program of the VM's own (every VM
-shares this machine's processes): run ``in_use_program(hostname)`` to put that VM in use. Its log files are shipped to the client log group, into the stream its user
+shares this machine's processes): run ``in_use_program(hostname)`` to put that VM in use.
+Its log files are shipped to the client log group, into the stream its user
 data's CloudWatch agent configuration names (the VM's own, lablink.tokens). When
 the instance is terminated, its agent is stopped. Boot and container times are simulated
 (a few seconds, jittered), so the dashboard's phase chart has something to show.

@@ -63,12 +63,16 @@ def test_the_pool_refills_recycles_and_closes_by_itself(pg_admin_url, tmp_path):
         busy_software = subprocess.Popen(["bash", "-c", f"exec -a {in_use_program(ada_vm)} sleep 600"])
         wait_until(lambda: db.vms.get(ada_vm)["inuse"] is True, 30, message=failure("Ada's VM reported in use"))
         update_policy(db, cfg, {"idle_timeout_s": 5})
-        wait_until(lambda: history()[grace_vm]["released_at"] is not None, 60, message=failure("Grace's idle VM recycled"))
+        wait_until(
+            lambda: history()[grace_vm]["released_at"] is not None, 60, message=failure("Grace's idle VM recycled")
+        )
         assert history()[grace_vm]["release_reason"] == "idle"
         assert history()[ada_vm]["released_at"] is None, "a session in use is not recycled"
         busy_software.kill()
         busy_software.wait()
-        wait_until(lambda: history()[ada_vm]["released_at"] is not None, 60, message=failure("Ada's VM recycled once idle"))
+        wait_until(
+            lambda: history()[ada_vm]["released_at"] is not None, 60, message=failure("Ada's VM recycled once idle")
+        )
         assert history()[ada_vm]["release_reason"] == "idle"
         wait_until(lambda: free() == 3, 60, message=failure("3 free VMs after the recycling"))
 
