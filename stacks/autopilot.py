@@ -1,13 +1,13 @@
 """The pool autopilot in AWS: the reconciler function's schedule (EventBridge Scheduler, every
-minute), the kick the request function sends it after each claim, and what it may do: find the
-instances, reboot and terminate only this deployment's, and start the provisioning step."""
+minute; the L1 schedule, so that its role may invoke that one function and nothing more), the
+kick the request function sends it after each claim, and what it may do: find the instances,
+reboot and terminate only this deployment's, and start the provisioning step."""
 
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_scheduler_targets as scheduler_targets
 from constructs import Construct
 
 from lablink import environment
@@ -75,16 +75,36 @@ class Autopilot(Construct):
         # queue (up to 6 h by default) would act on a stale moment, and a failed one needs no
         # retry: the next minute's run does the same work.
         function.configure_async_invoke(max_event_age=Duration.seconds(RECONCILE_MAX_EVENT_AGE_S), retry_attempts=0)
-        self.schedule = scheduler.Schedule(
+        # The schedule's own role, not the one LambdaInvoke makes: that one may also invoke
+        # every version and alias of the function ("<arn>:*"), which nothing here needs.
+        schedule_role = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
+            ),
+            description=f"LabLink {env_name}: EventBridge Scheduler runs the pool reconciler",
+        )
+        schedule_role.add_to_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn])
+        )
+        self.schedule = scheduler.CfnSchedule(
             self,
             "Schedule",
-            schedule_name=resource_name(env_name, "pool-reconcile"),
+            name=resource_name(env_name, "pool-reconcile"),
             description="LabLink pool autopilot: reconcile the pool with its policy",
-            schedule=scheduler.ScheduleExpression.rate(Duration.minutes(RECONCILE_RATE_MINUTES)),
-            target=scheduler_targets.LambdaInvoke(
-                function, retry_attempts=0, max_event_age=Duration.seconds(RECONCILE_MAX_EVENT_AGE_S)
+            schedule_expression=f"rate({RECONCILE_RATE_MINUTES} minute{'s' if RECONCILE_RATE_MINUTES > 1 else ''})",
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            state="ENABLED",
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=function.function_arn,
+                role_arn=schedule_role.role_arn,
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_event_age_in_seconds=RECONCILE_MAX_EVENT_AGE_S, maximum_retry_attempts=0
+                ),
             ),
         )
+        self.schedule.node.add_dependency(schedule_role)
         for kicker in kicked_by:
             kicker.function.add_environment(environment.RECONCILE_FUNCTION_NAME, function.function_name)
             kicker.role.add_to_policy(
