@@ -33,6 +33,7 @@ from lablink.models import ACCESS_CODE_MAX_LENGTH, EMAIL_MAX_LENGTH
 from lablink.observability import count, logger
 from lablink.pages import base_href
 from lablink.pages.researcher import assigned_page, index_page, unavailable_page
+from lablink.pool.kick import kick_reconcile
 from lablink.runtime import config, database
 
 app = make_resolver()
@@ -182,6 +183,7 @@ def request_vm(
         raise ApiError(409, str(error)) from None
     if not assignment.rejoined:
         count("VMsAssigned")
+        kick_reconcile()  # a VM less is free: refill now, not at the next scheduled run
     logger.info("VM assigned", extra={"hostname": assignment.hostname, "rejoined": assignment.rejoined})
     if _is_form_post():
         page = assigned_page(app.current_event.raw_event, assignment.hostname, assignment.pin)

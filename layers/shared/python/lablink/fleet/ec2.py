@@ -17,14 +17,15 @@ FILTER_VALUES_MAX = 190
 TERMINATE_MAX = 500
 
 
-def aws_client(service: str, region: str | None = None):
-    """A boto3 client, its calls traced by X-Ray (botocore is patched on first use)."""
+def aws_client(service: str, region: str | None = None, config=None):
+    """A boto3 client, its calls traced by X-Ray (botocore is patched on first use);
+    ``config``: a botocore Config (timeouts, retries)."""
     import boto3
 
     from lablink.observability import tracer
 
     tracer.patch(["botocore"])
-    return boto3.client(service, region_name=region) if region else boto3.client(service)
+    return boto3.client(service, region_name=region, config=config) if region else boto3.client(service, config=config)
 
 
 def client_token(operation_id: str, hostname: str, token_hash: str) -> str:
