@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2.extensions
 
+from lablink_local.lifeline import die_with_parent, guard
 from lablink_local.postgres import free_port
 from lablink_local.waiting import accepts_connections
 
@@ -34,9 +35,13 @@ DEFAULT_POOL_SIZE = 16
 
 
 def _binary() -> str:
-    found = shutil.which("pgbouncer") or next((p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if Path(p).exists()), None)
+    found = shutil.which("pgbouncer") or next(
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if Path(p).exists()), None
+    )
     if found is None:
-        raise RuntimeError("no PgBouncer found: install it (apt-get install pgbouncer; scripts/bootstrap.sh does as root)")
+        raise RuntimeError(
+            "no PgBouncer found: install it (apt-get install pgbouncer; scripts/bootstrap.sh does as root)"
+        )
     return found
 
 
@@ -99,15 +104,25 @@ class LocalPgBouncer:
             for path in self._dir.iterdir():
                 shutil.chown(path, "postgres", "postgres")
             command = ["runuser", "-u", "postgres", "--", *command]
+        # Stops with its starter even when that is killed: as root, runuser gets the signal and
+        # passes it on to PgBouncer; the watchdog (when one runs) signals the whole group.
         self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(os.getpid()),
         )
+        guard(self._process.pid, group=True)
         deadline = time.monotonic() + 30
         while not accepts_connections(HOST, self.port):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 log = self._dir / "pgbouncer.log"
                 self.stop()
-                raise RuntimeError("PgBouncer did not start: " + (log.read_text()[-2000:] if log.exists() else "no log"))
+                raise RuntimeError(
+                    "PgBouncer did not start: " + (log.read_text()[-2000:] if log.exists() else "no log")
+                )
             time.sleep(0.05)
         return self
 

@@ -16,7 +16,9 @@
 - The pool autopilot: the real reconcile function every ``reconcile_seconds`` (0: off) and
   right after each claim (lablink_local.autopilot).
 
-Every process it starts is stopped on Ctrl-C or SIGTERM.
+Every process it starts is stopped on Ctrl-C or SIGTERM, and also when it dies by any other
+signal, kill -9 included (lablink_local.lifeline). The terminal shows progress and a summary of
+warnings; the JSON logs go to files in the state folder (lablink_local.console).
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from lablink.config import LablinkConfig, load_config
+from lablink_local.console import Console
+from lablink_local.lifeline import Watchdog, die_with_parent, guard
 from lablink_local.postgres import free_port
 from lablink_local.waiting import answers_ok, wait_until
 
@@ -46,6 +51,8 @@ if TYPE_CHECKING:
     from lablink_local.vms import VmSimulator
 
 STAGE = "local"
+# What the stack's own process writes (the functions' JSON logs), summarized on the terminal.
+CONSOLE_LOG = "lablink-local.log"
 HOST = "127.0.0.1"
 # The functions' own logs and metrics would drown the console; warnings and errors show.
 QUIET_FUNCTIONS = {
@@ -98,12 +105,17 @@ class LocalStack:
         detail = start()
         self.progress(f"  {text}: ready in {time.monotonic() - began:.1f} s" + (f" ({detail})" if detail else ""))
 
-    def start(self) -> None:
-        """Start everything (stop() undoes what started, also after a failure here)."""
-        _check_port_free(self.port)  # before minutes of starting things, not after
+    def reset_state_dir(self) -> None:
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
         self.state_dir.mkdir(parents=True)
+
+    def start(self, *, fresh_state_dir: bool = True) -> None:
+        """Start everything (stop() undoes what started, also after a failure here);
+        ``fresh_state_dir=False``: the caller has reset the state folder (and writes into it)."""
+        _check_port_free(self.port)  # before minutes of starting things, not after
+        if fresh_state_dir:
+            self.reset_state_dir()
         os.environ.update(QUIET_FUNCTIONS)
         os.environ["LABLINK_CONFIG_JSON"] = self.config.model_dump_json()
         # moto's EC2 backend takes seconds to import: load it while PostgreSQL starts (and
@@ -130,7 +142,7 @@ class LocalStack:
         self.database_url = url
         self.app_database_url = as_login(url, self.config.db.app_role)
         self._admin_url = admin_url
-        return f"database {name}, schema applied"
+        return f"database {name}, schema applied, server {urlsplit(admin_url).netloc.rpartition('@')[2]}"
 
     def _start_pooler(self) -> str:
         from lablink_local.pgbouncer import LocalPgBouncer
@@ -154,15 +166,27 @@ class LocalStack:
     def _start_listener(self) -> str:
         port = free_port()
         # LISTEN needs a session of its own: the listener connects directly, not through the pooler.
-        env = {**os.environ, "DATABASE_URL": self.app_database_url, "LISTENER_HOST": HOST, "LISTENER_PORT": str(port), "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.app_database_url,
+            "LISTENER_HOST": HOST,
+            "LISTENER_PORT": str(port),
+            "LOG_LEVEL": "WARNING",
+        }
         log_path = self.state_dir / "listener.log"
         with open(log_path, "ab") as log:
             # Its own session: a Ctrl-C at the terminal reaches this process only, which then
             # stops the VMs first and the listener after them.
             process = subprocess.Popen(
-                [sys.executable, "-m", "lablink_listener"], env=env, stdout=log, stderr=log,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                [sys.executable, "-m", "lablink_listener"],
+                env=env,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent(os.getpid()),
             )
+        guard(process.pid, group=True)
         self._cleanup.callback(terminate, process)
         url = f"http://{HOST}:{port}"
 
@@ -194,7 +218,9 @@ class LocalStack:
         except OSError as error:  # taken since the check at the start
             loop.call_soon_threadsafe(loop.stop)
             provisioner.uninstall()
-            raise RuntimeError(f"cannot serve on {HOST}:{self.port} ({error}): choose another port with --port") from None
+            raise RuntimeError(
+                f"cannot serve on {HOST}:{self.port} ({error}): choose another port with --port"
+            ) from None
 
         def stop() -> None:
             provisioner.wait(timeout=30)
@@ -227,7 +253,9 @@ class LocalStack:
             log_processor.handler(event, LambdaContext("log_processor"))
 
         forwarder = SubscriptionForwarder(logs, cloud.client_log_group, deliver, self.log_interval)
-        shipper = LogShipper(aws.client("logs", endpoint_url=cloud.endpoint_url), cloud.client_log_group, self.log_interval)
+        shipper = LogShipper(
+            aws.client("logs", endpoint_url=cloud.endpoint_url), cloud.client_log_group, self.log_interval
+        )
         simulator = self.simulator = VmSimulator(
             aws.client("ec2", endpoint_url=cloud.endpoint_url),
             self.config.app.environment,
@@ -267,7 +295,9 @@ def _check_port_free(port: int) -> None:
         try:
             probe.bind((HOST, port))
         except OSError as error:
-            raise RuntimeError(f"cannot serve on {HOST}:{port} ({error.strerror}): choose another port with --port") from None
+            raise RuntimeError(
+                f"cannot serve on {HOST}:{port} ({error.strerror}): choose another port with --port"
+            ) from None
 
 
 def _import_moto_backends() -> None:
@@ -303,6 +333,8 @@ def banner(stack: LocalStack) -> str:
             f"  admin password:   {stack.admin_password}",
             f"  admin CLI:        export LABLINK_URL={stack.api_url} LABLINK_ADMIN_PASSWORD={stack.admin_password}",
             "                    .venv/bin/lablink launch 5; .venv/bin/lablink vms",
+            f"  logs (JSON):      {stack.state_dir / CONSOLE_LOG} (the functions), "
+            f"{stack.state_dir / 'listener.log'}, {stack.state_dir / 'vms'}/<VM>/",
             "Press Ctrl-C to stop.",
             "",
         ]
@@ -313,15 +345,13 @@ def _raise_interrupt(*_) -> None:
     raise KeyboardInterrupt
 
 
-def main(args: argparse.Namespace, on_started: Callable[[LocalStack, Callable[[str], None]], None] | None = None) -> int:
+def main(
+    args: argparse.Namespace, on_started: Callable[[LocalStack, Callable[[str], None]], None] | None = None
+) -> int:
     """Runs the stack until Ctrl-C; ``on_started(stack, say)`` is called once it is up (the
     CLI's --demo: local/ does not import the CLI)."""
     config = load_config(args.config)
     password = os.environ.get("LABLINK_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-
-    def say(text: str) -> None:
-        print(text, flush=True)
-
     stack = LocalStack(
         config,
         port=args.port,
@@ -329,23 +359,28 @@ def main(args: argparse.Namespace, on_started: Callable[[LocalStack, Callable[[s
         admin_password=password,
         boot_seconds=args.vm_boot_seconds,
         reconcile_seconds=args.reconcile_seconds,
-        progress=say,
     )
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops it like Ctrl-C
-    say("starting LabLink locally (embedded defaults, no AWS account needed)")
-    try:
-        stack.start()
-        say(banner(stack))
-        if on_started is not None:
-            on_started(stack, say)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        # A second Ctrl-C must not cut the clean-up short (that would leave processes behind).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        say("stopping: VMs, log subscription, gateway, listener, AWS emulator, database ...")
-        stack.stop()
-        say("stopped; nothing left running")
+    stack.reset_state_dir()
+    watchdog = Watchdog().start()  # stops what the stack started should it die uncleanly
+    with Console(stack.state_dir / CONSOLE_LOG) as console:
+        say = stack.progress = console.say
+        say("starting LabLink locally (embedded defaults, no AWS account needed)")
+        say(f"  JSON logs go to {stack.state_dir}; warnings are summarized here")
+        try:
+            stack.start(fresh_state_dir=False)
+            say(banner(stack))
+            if on_started is not None:
+                on_started(stack, say)
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            # A second Ctrl-C must not cut the clean-up short (that would leave processes behind).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            say("stopping: VMs, log subscription, gateway, listener, AWS emulator, database ...")
+            stack.stop()
+            watchdog.stop()
+            say("stopped; nothing left running")
     return 0

@@ -31,6 +31,7 @@ from pathlib import Path
 from lablink.environment import DEPLOYMENT_TAG
 from lablink.fleet.ec2 import HOSTNAME_TAG
 from lablink.userdata import user_data_script
+from lablink_local.lifeline import guard
 
 log = logging.getLogger("lablink.local.vms")
 
@@ -218,7 +219,9 @@ class VmSimulator(threading.Thread):
             self._boot_line(vm, "lablink: starting the container and the agent service")
             container_start = time.time()
             with open(vm.agent_log, "ab") as out:
-                self._spawn(vm, [*self._agent(settings_path), "run", "--container-start", f"{container_start:.3f}"], out)
+                self._spawn(
+                    vm, [*self._agent(settings_path), "run", "--container-start", f"{container_start:.3f}"], out
+                )
         except Exception as error:
             log.exception("%s: simulated boot failed", vm.hostname)
             self._boot_line(vm, f"lablink: ERROR: simulated boot failed: {error}")
@@ -246,6 +249,8 @@ class VmSimulator(threading.Thread):
             if vm.stopped.is_set():
                 return None
             process = subprocess.Popen(argv, env=self._env(vm), stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+            # Forked by a boot thread, which ends before the agent: no parent-death signal.
+            guard(process.pid)
             vm.processes.append(process)
             return process
 

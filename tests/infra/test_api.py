@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-
 from lablink.routes import ROUTES
 
 # API.md, restated: (method, path) -> auth kind. The route table must agree with it.
