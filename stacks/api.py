@@ -94,9 +94,7 @@ class ApiStack(Stack):
         for function in Function:
             self.functions[function.value] = self._function(function.value, API_FUNCTION_TIMEOUT)
         authorizer_fn = self._function(
-            AUTHORIZER_FUNCTION,
-            AUTHORIZER_TIMEOUT,
-            extra_env={environment.ADMIN_SECRET_ARN: self.admin_secret.secret_arn},
+            AUTHORIZER_FUNCTION, AUTHORIZER_TIMEOUT, extra_env={environment.ADMIN_SECRET_ARN: self.admin_secret.secret_arn}
         )
         self.admin_secret.grant_read(authorizer_fn.role)
         self.functions[AUTHORIZER_FUNCTION] = authorizer_fn

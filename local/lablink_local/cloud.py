@@ -79,10 +79,7 @@ def create_resources(endpoint_url: str, config: LablinkConfig, admin_password: s
     ec2 = aws.client("ec2", endpoint_url=endpoint_url)
     template = ec2.create_launch_template(
         LaunchTemplateName=f"lablink-{config.app.environment}-client-vm",
-        LaunchTemplateData={
-            "ImageId": config.machine.ami_id or LOCAL_AMI_ID,
-            "InstanceType": config.machine.machine_type,
-        },
+        LaunchTemplateData={"ImageId": config.machine.ami_id or LOCAL_AMI_ID, "InstanceType": config.machine.machine_type},
     )
     log_group = client_log_group(config)
     aws.client("logs", endpoint_url=endpoint_url).create_log_group(logGroupName=log_group)

@@ -102,9 +102,7 @@ class LogShipper(_Poller):
 def event_id(log_group: str, event: dict) -> str:
     """A CloudWatch-like event id (56 digits), unique across streams and stable across reads:
     the emulator numbers events per stream only, and the log processor deduplicates on ids."""
-    key = (
-        f"{log_group}\0{event['logStreamName']}\0{event['eventId']}\0{event['timestamp']}\0{event.get('ingestionTime')}"
-    )
+    key = f"{log_group}\0{event['logStreamName']}\0{event['eventId']}\0{event['timestamp']}\0{event.get('ingestionTime')}"
     return str(int(hashlib.sha256(key.encode()).hexdigest(), 16))[:56]
 
 
@@ -116,9 +114,7 @@ def subscription_event(log_group: str, stream: str, events: list[dict]) -> dict:
         "logGroup": log_group,
         "logStream": stream,
         "subscriptionFilters": ["lablink-local-client-logs"],
-        "logEvents": [
-            {"id": event_id(log_group, e), "timestamp": e["timestamp"], "message": e["message"]} for e in events
-        ],
+        "logEvents": [{"id": event_id(log_group, e), "timestamp": e["timestamp"], "message": e["message"]} for e in events],
     }
     return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
 

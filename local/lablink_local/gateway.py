@@ -184,9 +184,7 @@ class Gateway:
             if denied is not None:
                 return denied
         with self._invoking:
-            result = load_function(route.function.value, self.functions_dir).handler(
-                event, LambdaContext(route.function.value)
-            )
+            result = load_function(route.function.value, self.functions_dir).handler(event, LambdaContext(route.function.value))
         return self._response(result)
 
     def proxy_event(self, route, method, path, path_parameters, query_pairs, headers, body, source_ip) -> dict:
@@ -247,9 +245,7 @@ class Gateway:
         }
 
     def method_arn(self, event: Mapping) -> str:
-        return (
-            f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{API_ID}/{self.stage}/{event['httpMethod']}{event['path']}"
-        )
+        return f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{API_ID}/{self.stage}/{event['httpMethod']}{event['path']}"
 
     def _authorize(self, event: dict) -> GatewayResponse | None:
         """Run the authorizer on the REQUEST event API Gateway would send; None when allowed
@@ -258,27 +254,13 @@ class Gateway:
         authorizer_event = {
             "type": "REQUEST",
             "methodArn": method_arn,
-            **{
-                key: event[key]
-                for key in (
-                    "resource",
-                    "path",
-                    "httpMethod",
-                    "headers",
-                    "multiValueHeaders",
-                    "queryStringParameters",
-                    "multiValueQueryStringParameters",
-                    "pathParameters",
-                    "stageVariables",
-                    "requestContext",
-                )
-            },
+            **{key: event[key] for key in ("resource", "path", "httpMethod", "headers", "multiValueHeaders",
+                                           "queryStringParameters", "multiValueQueryStringParameters",
+                                           "pathParameters", "stageVariables", "requestContext")},
         }
         try:
             with self._invoking:
-                result = load_function(AUTHORIZER, self.functions_dir).handler(
-                    authorizer_event, LambdaContext(AUTHORIZER)
-                )
+                result = load_function(AUTHORIZER, self.functions_dir).handler(authorizer_event, LambdaContext(AUTHORIZER))
         except Exception as error:
             if str(error) == "Unauthorized":
                 return gateway_error("UNAUTHORIZED")
@@ -325,7 +307,7 @@ def make_app(gateway: Gateway | None = None):
         body = await request.read() if request.can_read_body else None
         path = request.path
         if path == stage_prefix or path.startswith(stage_prefix + "/"):
-            path = path[len(stage_prefix) :] or "/"  # the stage-prefixed URL of API Gateway
+            path = path[len(stage_prefix):] or "/"  # the stage-prefixed URL of API Gateway
         # As API Gateway: the client's Host passes through (the admin writes compare it with
         # Origin), and the scheme and port it was reached on are set, never taken from the client.
         headers = {

@@ -35,13 +35,9 @@ DEFAULT_POOL_SIZE = 16
 
 
 def _binary() -> str:
-    found = shutil.which("pgbouncer") or next(
-        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if Path(p).exists()), None
-    )
+    found = shutil.which("pgbouncer") or next((p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if Path(p).exists()), None)
     if found is None:
-        raise RuntimeError(
-            "no PgBouncer found: install it (apt-get install pgbouncer; scripts/bootstrap.sh does as root)"
-        )
+        raise RuntimeError("no PgBouncer found: install it (apt-get install pgbouncer; scripts/bootstrap.sh does as root)")
     return found
 
 
@@ -107,12 +103,8 @@ class LocalPgBouncer:
         # Stops with its starter even when that is killed: as root, runuser gets the signal and
         # passes it on to PgBouncer; the watchdog (when one runs) signals the whole group.
         self._process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent(os.getpid()),
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=die_with_parent(os.getpid()),
         )
         guard(self._process.pid, group=True)
         deadline = time.monotonic() + 30
@@ -120,9 +112,7 @@ class LocalPgBouncer:
             if self._process.poll() is not None or time.monotonic() > deadline:
                 log = self._dir / "pgbouncer.log"
                 self.stop()
-                raise RuntimeError(
-                    "PgBouncer did not start: " + (log.read_text()[-2000:] if log.exists() else "no log")
-                )
+                raise RuntimeError("PgBouncer did not start: " + (log.read_text()[-2000:] if log.exists() else "no log"))
             time.sleep(0.05)
         return self
 

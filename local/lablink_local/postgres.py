@@ -45,7 +45,9 @@ def free_port() -> int:
 
 
 def _bindir() -> Path | None:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
+    )
     for directory in candidates:
         if (Path(directory) / "initdb").exists():
             return Path(directory)
@@ -89,19 +91,7 @@ class LocalPostgres:
     def _pg_ctl_start(self) -> None:
         options = " ".join(f"-c {k}={v}" for k, v in DEFAULT_SETTINGS.items())
         options += f" -p {self.port} -k {self.data_dir}"
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.data_dir),
-            "-o",
-            options,
-            "-l",
-            str(self.data_dir / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
+        self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.data_dir / "server.log"), "-w", "-t", "60", "start")
         # pg_ctl leaves the postmaster behind as an orphan, which no parent-death signal reaches:
         # should `lablink local` die, its watchdog shuts it down at once (SIGQUIT: immediate).
         postmaster_pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])

@@ -33,13 +33,9 @@ class InlineProvisioner:
 
     def start(self, payload: dict) -> None:
         """The dispatcher: run the step for ``payload`` in a thread of its own."""
-        thread = threading.Thread(
-            target=_run, args=(payload,), name=f"provision-{payload['operation_id']}", daemon=True
-        )
+        thread = threading.Thread(target=_run, args=(payload,), name=f"provision-{payload['operation_id']}", daemon=True)
         with self._lock:
-            self._threads[:] = [
-                t for t in self._threads if t.is_alive()
-            ]  # a long-running stack keeps none it is done with
+            self._threads[:] = [t for t in self._threads if t.is_alive()]  # a long-running stack keeps none it is done with
             self._threads.append(thread)
             thread.start()  # under the lock: wait() never joins a thread not yet started
 

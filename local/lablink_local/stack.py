@@ -166,25 +166,14 @@ class LocalStack:
     def _start_listener(self) -> str:
         port = free_port()
         # LISTEN needs a session of its own: the listener connects directly, not through the pooler.
-        env = {
-            **os.environ,
-            "DATABASE_URL": self.app_database_url,
-            "LISTENER_HOST": HOST,
-            "LISTENER_PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-        }
+        env = {**os.environ, "DATABASE_URL": self.app_database_url, "LISTENER_HOST": HOST, "LISTENER_PORT": str(port), "LOG_LEVEL": "WARNING"}
         log_path = self.state_dir / "listener.log"
         with open(log_path, "ab") as log:
             # Its own session: a Ctrl-C at the terminal reaches this process only, which then
             # stops the VMs first and the listener after them.
             process = subprocess.Popen(
-                [sys.executable, "-m", "lablink_listener"],
-                env=env,
-                stdout=log,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent(os.getpid()),
+                [sys.executable, "-m", "lablink_listener"], env=env, stdout=log, stderr=log,
+                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent(os.getpid()),
             )
         guard(process.pid, group=True)
         self._cleanup.callback(terminate, process)
@@ -218,9 +207,7 @@ class LocalStack:
         except OSError as error:  # taken since the check at the start
             loop.call_soon_threadsafe(loop.stop)
             provisioner.uninstall()
-            raise RuntimeError(
-                f"cannot serve on {HOST}:{self.port} ({error}): choose another port with --port"
-            ) from None
+            raise RuntimeError(f"cannot serve on {HOST}:{self.port} ({error}): choose another port with --port") from None
 
         def stop() -> None:
             provisioner.wait(timeout=30)
@@ -253,9 +240,7 @@ class LocalStack:
             log_processor.handler(event, LambdaContext("log_processor"))
 
         forwarder = SubscriptionForwarder(logs, cloud.client_log_group, deliver, self.log_interval)
-        shipper = LogShipper(
-            aws.client("logs", endpoint_url=cloud.endpoint_url), cloud.client_log_group, self.log_interval
-        )
+        shipper = LogShipper(aws.client("logs", endpoint_url=cloud.endpoint_url), cloud.client_log_group, self.log_interval)
         simulator = self.simulator = VmSimulator(
             aws.client("ec2", endpoint_url=cloud.endpoint_url),
             self.config.app.environment,
@@ -295,9 +280,7 @@ def _check_port_free(port: int) -> None:
         try:
             probe.bind((HOST, port))
         except OSError as error:
-            raise RuntimeError(
-                f"cannot serve on {HOST}:{port} ({error.strerror}): choose another port with --port"
-            ) from None
+            raise RuntimeError(f"cannot serve on {HOST}:{port} ({error.strerror}): choose another port with --port") from None
 
 
 def _import_moto_backends() -> None:
@@ -345,9 +328,7 @@ def _raise_interrupt(*_) -> None:
     raise KeyboardInterrupt
 
 
-def main(
-    args: argparse.Namespace, on_started: Callable[[LocalStack, Callable[[str], None]], None] | None = None
-) -> int:
+def main(args: argparse.Namespace, on_started: Callable[[LocalStack, Callable[[str], None]], None] | None = None) -> int:
     """Runs the stack until Ctrl-C; ``on_started(stack, say)`` is called once it is up (the
     CLI's --demo: local/ does not import the CLI)."""
     config = load_config(args.config)

@@ -219,9 +219,7 @@ class VmSimulator(threading.Thread):
             self._boot_line(vm, "lablink: starting the container and the agent service")
             container_start = time.time()
             with open(vm.agent_log, "ab") as out:
-                self._spawn(
-                    vm, [*self._agent(settings_path), "run", "--container-start", f"{container_start:.3f}"], out
-                )
+                self._spawn(vm, [*self._agent(settings_path), "run", "--container-start", f"{container_start:.3f}"], out)
         except Exception as error:
             log.exception("%s: simulated boot failed", vm.hostname)
             self._boot_line(vm, f"lablink: ERROR: simulated boot failed: {error}")

@@ -12,9 +12,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(
-    predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.2, message: str = "condition"
-) -> T:
+def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.2, message: str = "condition") -> T:
     """The first truthy value of ``predicate()``; TimeoutError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

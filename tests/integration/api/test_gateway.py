@@ -31,19 +31,12 @@ def test_proxy_event_shape(api_env, monkeypatch, vm_factory):
 
     monkeypatch.setattr(gateway_module, "load_function", spying)
     gw = Gateway(stage="prod")
-    answer = gw.request(
-        "POST",
-        f"/api/vm-metrics/{hostname}?a=1&a=2",
-        json_body={"cloud_init_start": 1},
-        headers={**bearer(token), "X-Trace": "t"},
-    )
+    answer = gw.request("POST", f"/api/vm-metrics/{hostname}?a=1&a=2", json_body={"cloud_init_start": 1}, headers={**bearer(token), "X-Trace": "t"})
     assert answer.status == 200
     event = seen["metrics"]
     assert event["resource"] == "/api/vm-metrics/{hostname}" and event["path"] == f"/api/vm-metrics/{hostname}"
     assert event["pathParameters"] == {"hostname": hostname}
-    assert event["queryStringParameters"] == {"a": "2"} and event["multiValueQueryStringParameters"] == {
-        "a": ["1", "2"]
-    }
+    assert event["queryStringParameters"] == {"a": "2"} and event["multiValueQueryStringParameters"] == {"a": ["1", "2"]}
     assert event["multiValueHeaders"]["X-Trace"] == ["t"]
     context = event["requestContext"]
     assert context["stage"] == "prod" and context["path"] == f"/prod/api/vm-metrics/{hostname}" and context["requestId"]
@@ -78,15 +71,9 @@ def test_http_front_door(api_env, vm_factory):
                     assert response.status == 401 and response.headers["WWW-Authenticate"].startswith("Basic ")
                 async with session.get(f"{base}/api/vms", headers=ADMIN) as response:
                     assert response.status == 200 and len((await response.json())["vms"]) == 1
-                async with session.post(
-                    f"{base}/api/request_vm", data={"email": "a@example.org", "crd_command": "start-host --code=abc"}
-                ) as response:
+                async with session.post(f"{base}/api/request_vm", data={"email": "a@example.org", "crd_command": "start-host --code=abc"}) as response:
                     assert response.status == 200 and "VM Assigned Successfully!" in await response.text()
-                async with session.post(
-                    f"{base}/api/launch",
-                    data=b"x" * (1024 * 1024 + 10),
-                    headers={**ADMIN, "Content-Type": "application/json"},
-                ) as response:
+                async with session.post(f"{base}/api/launch", data=b"x" * (1024 * 1024 + 10), headers={**ADMIN, "Content-Type": "application/json"}) as response:
                     assert response.status == 413
         finally:
             await runner.cleanup()
@@ -163,8 +150,6 @@ def test_correlation_id_is_the_request_id(gateway, monkeypatch, vm_factory):
 
     monkeypatch.setattr(Gateway, "proxy_event", recording)
     vm_factory(1)
-    answer = gateway.request(
-        "POST", "/api/request_vm", json_body={"email": "a@example.org", "crd_command": "start-host --code=abc"}
-    )
+    answer = gateway.request("POST", "/api/request_vm", json_body={"email": "a@example.org", "crd_command": "start-host --code=abc"})
     assert answer.status == 200
     assert seen["id"] == event_ids[0]
