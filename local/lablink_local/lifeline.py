@@ -80,15 +80,18 @@ class Watchdog:
     def _send(self, line: str) -> None:
         with self._lock:
             if self._process is not None and self._process.stdin is not None:
-                self._process.stdin.write(line + "\n")
-                self._process.stdin.flush()
+                try:
+                    self._process.stdin.write(line + "\n")
+                    self._process.stdin.flush()
+                except BrokenPipeError:  # the watchdog is gone: the stack itself runs on
+                    self._process.stdin = None
 
     def stop(self) -> None:
         if self._process is None:
             return
         self._send(DONE)
-        assert self._process.stdin is not None
-        self._process.stdin.close()
+        if self._process.stdin is not None:
+            self._process.stdin.close()
         self._process.wait(10)
         self._process = None
         Watchdog._current = None

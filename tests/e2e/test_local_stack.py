@@ -4,12 +4,16 @@ through the log API -> destroy -> a clean stop with no process left behind."""
 
 from __future__ import annotations
 
+import re
+import signal
 import socket
 import subprocess
 import urllib.request
 
 import psycopg2
 from e2e_support import LABLINK, LocalStackProcess, crd, descendants, process_table, wait_until
+
+from lablink_local.waiting import accepts_connections
 
 CODES = ("4/0Aalpha-Code_1", "4/0Abeta-Code_2", "4/0Agamma-Code_3")
 RESEARCHERS = ("ada@example.org", "grace@example.org", "alan@example.org")
@@ -100,6 +104,11 @@ def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
         # The simulated instances are terminated: their agents stop.
         wait_until(lambda: not (agents & set(process_table())), 30, message="the agents to stop")
 
+        # The terminal shows human-readable lines only: the functions' JSON logs (the destroy's
+        # "log events of a stream with no VM kept aside" among them) went to the state folder.
+        assert not [line for line in stack.lines if line.lstrip().startswith("{")], stack.output()
+        assert '"level"' in (stack.state_dir / "lablink-local.log").read_text()
+
         table = process_table()
         running = {(pid, table[pid][1]) for pid in descendants(stack.process.pid) if pid in table}
         assert any("lablink_listener" in cmd for _, cmd in running), "the listener runs under the stack"
@@ -143,3 +152,38 @@ def test_a_port_in_use_is_a_clear_error_before_anything_starts(tmp_path):
     assert answer.returncode == 2
     assert f"error: cannot serve on 127.0.0.1:{port} (Address already in use): choose another port with --port" in answer.stderr
     assert "PostgreSQL" not in answer.stdout
+
+
+def test_kill_9_leaves_no_process_and_no_port_behind(tmp_path):
+    """`lablink local` killed by SIGKILL runs no clean-up of its own; within seconds nothing it
+    started remains: the listener, PgBouncer (parent-death signal), the VMs' agents and the
+    PostgreSQL that pg_ctl left as an orphan (the watchdog, lablink_local.lifeline), and every
+    port it served on is closed. No DATABASE_URL: the stack starts its own PostgreSQL."""
+    stack = LocalStackProcess(tmp_path / "state", None)
+    try:
+        stack.client.launch(2)
+        wait_until(
+            lambda: len([vm for vm in stack.client.vms() if vm["status"] == "running"]) == 2,
+            60,
+            message="2 running VMs\n" + stack.output(),
+        )
+        started = stack.output()[: stack.output().index("Press Ctrl-C")]
+        ports = {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", started)}
+        database_port = int(re.search(r"server 127\.0\.0\.1:(\d+)", started).group(1))
+        table = process_table()
+        postmaster = {pid for pid, (_, cmd) in table.items() if "postgres" in cmd and f"-p {database_port} " in cmd}
+        ours = descendants(stack.process.pid) | postmaster
+        assert postmaster and len(ports) == 5, (postmaster, ports, started)  # gateway, PostgreSQL, PgBouncer, moto, listener
+        assert sum("lablink_client" in table[pid][1] for pid in ours if pid in table) == 2
+    except BaseException:
+        stack.kill()
+        print(stack.output())
+        raise
+
+    stack.process.send_signal(signal.SIGKILL)
+    stack.process.wait()
+
+    def nothing_left() -> bool:
+        return not (ours & set(process_table())) and not any(accepts_connections("127.0.0.1", port) for port in ports)
+
+    wait_until(nothing_left, 10, message="the stack's processes to end and its ports to close")
