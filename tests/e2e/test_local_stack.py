@@ -173,7 +173,8 @@ def test_kill_9_leaves_no_process_and_no_port_behind(tmp_path):
         table = process_table()
         postmaster = {pid for pid, (_, cmd) in table.items() if "postgres" in cmd and f"-p {database_port} " in cmd}
         ours = descendants(stack.process.pid) | postmaster
-        assert postmaster and len(ports) == 5, (postmaster, ports, started)  # gateway, PostgreSQL, PgBouncer, moto, listener
+        # The gateway, PostgreSQL, PgBouncer, moto and the listener.
+        assert postmaster and len(ports) == 5, (postmaster, ports, started)
         assert sum("lablink_client" in table[pid][1] for pid in ours if pid in table) == 2
     except BaseException:
         stack.kill()
