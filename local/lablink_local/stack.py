@@ -105,17 +105,12 @@ class LocalStack:
         detail = start()
         self.progress(f"  {text}: ready in {time.monotonic() - began:.1f} s" + (f" ({detail})" if detail else ""))
 
-    def reset_state_dir(self) -> None:
-        if self.state_dir.exists():
-            shutil.rmtree(self.state_dir)
-        self.state_dir.mkdir(parents=True)
-
     def start(self, *, fresh_state_dir: bool = True) -> None:
         """Start everything (stop() undoes what started, also after a failure here);
         ``fresh_state_dir=False``: the caller has reset the state folder (and writes into it)."""
         _check_port_free(self.port)  # before minutes of starting things, not after
         if fresh_state_dir:
-            self.reset_state_dir()
+            reset_dir(self.state_dir)
         os.environ.update(QUIET_FUNCTIONS)
         os.environ["LABLINK_CONFIG_JSON"] = self.config.model_dump_json()
         # moto's EC2 backend takes seconds to import: load it while PostgreSQL starts (and
@@ -270,6 +265,12 @@ class LocalStack:
         self._cleanup.close()
 
 
+def reset_dir(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
 def _check_port_free(port: int) -> None:
     import socket
 
@@ -342,7 +343,7 @@ def main(args: argparse.Namespace, on_started: Callable[[LocalStack, Callable[[s
         reconcile_seconds=args.reconcile_seconds,
     )
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops it like Ctrl-C
-    stack.reset_state_dir()
+    reset_dir(stack.state_dir)  # before the console writes its log there
     watchdog = Watchdog().start()  # stops what the stack started should it die uncleanly
     with Console(stack.state_dir / CONSOLE_LOG) as console:
         say = stack.progress = console.say
