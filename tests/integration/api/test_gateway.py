@@ -116,7 +116,10 @@ def test_wrong_addresses_and_sign_in_failures_answer_our_json_errors(api_env):
                 for method, url in [
                     ("GET", f"{base}/prod/admin/"),  # a trailing slash the route table has not
                     ("GET", f"{base}/prod/api/request_vm"),  # reopening the form's POST URL
-                    ("GET", f"{base}/staging/api/vms"),  # a wrong base path (stage)
+                    # A wrong base path. AWS refuses a stage that does not exist with 403
+                    # {"message": "Forbidden"} (its knowledge center), not documented to pass
+                    # through gateway responses: locally a 404 of ours, refused in both.
+                    ("GET", f"{base}/staging/api/vms"),
                     ("DELETE", f"{base}/prod/api/vms"),  # a method the route has not
                 ]:
                     async with session.request(method, url, headers=ADMIN) as response:
