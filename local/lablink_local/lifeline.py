@@ -9,8 +9,9 @@ Two mechanisms, because neither covers every process alone:
 - ``Watchdog``, a small process of its own session that the stack tells which processes are
   its own (``guard``): the simulated VMs' agents (forked by their boot threads), the postmaster
   pg_ctl leaves behind, the listener's and PgBouncer's process groups. When the stack's pipe to
-  it closes without the word "done" (the stack died), it signals every one still running, then
-  SIGKILLs what has not ended within ``GRACE_SECONDS``.
+  it closes without the word "done" (the stack died), it signals every one still running,
+  SIGKILLs what has not ended within ``GRACE_SECONDS``, then removes their throwaway folders
+  (the database cluster, PgBouncer's configuration).
 
 A process is identified by its pid and its start time (/proc/PID/stat), so a pid the kernel
 has reused since is never signalled. Without a watchdog running (the tests and benchmarks
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 GRACE_SECONDS = 5.0
@@ -97,11 +100,12 @@ class Watchdog:
         Watchdog._current = None
 
 
-def guard(pid: int, signal_number: int = signal.SIGTERM, *, group: bool = False) -> None:
+def guard(pid: int, signal_number: int = signal.SIGTERM, *, group: bool = False, files: Path | None = None) -> None:
     """Have the running watchdog send ``signal_number`` to process ``pid`` (to its process group
-    with ``group``) if the stack dies; nothing when no watchdog runs."""
+    with ``group``) if the stack dies, and then remove the process's ``files`` (a throwaway
+    folder); nothing when no watchdog runs."""
     if Watchdog._current is not None:
-        Watchdog._current._send(f"{int(signal_number)} {pid} {int(group)}")
+        Watchdog._current._send(f"{int(signal_number)} {pid} {int(group)} {files or ''}".rstrip())
 
 
 # -- the watchdog process ----------------------------------------------------------------------
@@ -123,13 +127,15 @@ def _signal(pid: int, started: str, group: bool, signal_number: int) -> bool:
 
 def watch(lines) -> None:
     guarded: list[tuple[int, int, str, bool]] = []  # (signal, pid, start time, group)
+    folders: list[str] = []
     for line in lines:
         if line.strip() == DONE:
             return
-        signal_number, pid, group = (int(part) for part in line.split())
-        started = _start_time(pid)
+        signal_number, pid, group, *files = line.rstrip("\n").split(" ", 3)
+        started = _start_time(int(pid))
         if started is not None:
-            guarded.append((signal_number, pid, started, bool(group)))
+            guarded.append((int(signal_number), int(pid), started, group == "1"))
+            folders += files
     # The pipe closed without "done": the stack died. The agents first, the database last.
     alive = [entry for entry in reversed(guarded) if _signal(entry[1], entry[2], entry[3], entry[0])]
     deadline = time.monotonic() + GRACE_SECONDS
@@ -138,6 +144,9 @@ def watch(lines) -> None:
         alive = [entry for entry in alive if _start_time(entry[1]) == entry[2]]
     for _, pid, started, group in alive:
         _signal(pid, started, group, signal.SIGKILL)
+    time.sleep(0.2 if alive else 0)  # SIGKILL is not waited for
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

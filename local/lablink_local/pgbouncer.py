@@ -106,7 +106,7 @@ class LocalPgBouncer:
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=die_with_parent(os.getpid()),
         )
-        guard(self._process.pid, group=True)
+        guard(self._process.pid, group=True, files=self._dir)
         deadline = time.monotonic() + 30
         while not accepts_connections(HOST, self.port):
             if self._process.poll() is not None or time.monotonic() > deadline:

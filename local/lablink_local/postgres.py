@@ -95,7 +95,7 @@ class LocalPostgres:
         # pg_ctl leaves the postmaster behind as an orphan, which no parent-death signal reaches:
         # should `lablink local` die, its watchdog shuts it down at once (SIGQUIT: immediate).
         postmaster_pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
-        guard(postmaster_pid, signal.SIGQUIT)
+        guard(postmaster_pid, signal.SIGQUIT, files=self.data_dir if self._owned_dir else None)
 
     def _start_embedded(self) -> str:
         try:

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import psycopg2
 from e2e_support import LABLINK, LocalStackProcess, crd, descendants, process_table, wait_until
@@ -172,6 +173,7 @@ def test_kill_9_leaves_no_process_and_no_port_behind(tmp_path):
         table = process_table()
         postmaster = {pid for pid, (_, cmd) in table.items() if "postgres" in cmd and f"-p {database_port} " in cmd}
         ours = descendants(stack.process.pid) | postmaster
+        (cluster,) = {Path(table[pid][1].split(" -D ")[1].split()[0]) for pid in postmaster}
         # The gateway, PostgreSQL, PgBouncer, moto and the listener.
         assert postmaster and len(ports) == 5, (postmaster, ports, started)
         assert sum("lablink_client" in table[pid][1] for pid in ours if pid in table) == 2
@@ -187,3 +189,4 @@ def test_kill_9_leaves_no_process_and_no_port_behind(tmp_path):
         return not (ours & set(process_table())) and not any(accepts_connections("127.0.0.1", port) for port in ports)
 
     wait_until(nothing_left, 10, message="the stack's processes to end and its ports to close")
+    wait_until(lambda: not cluster.exists(), 5, message=f"the throwaway database cluster {cluster} to be removed")
