@@ -5,7 +5,9 @@ becomes the proxy event API Gateway would build (requestContext with request id,
 identity, headers and multiValueHeaders, path and query parameters, base64 bodies for
 forms); admin and VM routes first run the real authorizer handler as API Gateway does
 (Unauthorized -> 401 with WWW-Authenticate: Basic, Deny -> 403, Allow -> its context in
-requestContext.authorizer); then the route's real function handler answers.
+requestContext.authorizer); then the route's real function handler answers. What API Gateway
+answers itself (no such route, 401, 403, 413) is the deployed stack's gateway responses
+(lablink.api.gateway_errors).
 
 ``Gateway.request(...)`` calls it in-process; ``make_app``/``serve`` put it behind HTTP
 (aiohttp), so the client agent and browsers can talk to it.
@@ -27,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from lablink.api.gateway_errors import GATEWAY_ERRORS, GATEWAY_HEADERS
 from lablink.routes import ROUTES, Auth, Route
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
@@ -105,8 +108,13 @@ def _arn_pattern(pattern: str) -> re.Pattern:
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
 
 
-def _json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> GatewayResponse:
-    return GatewayResponse(status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode())
+def gateway_error(response_type: str) -> GatewayResponse:
+    """API Gateway's own answer of ``response_type``, as the stack's gateway response renders it
+    (the emulator answers only the types with a status and message of their own)."""
+    error = GATEWAY_ERRORS[response_type]
+    assert error.status is not None and error.message is not None, response_type
+    headers = {"Content-Type": "application/json", **GATEWAY_HEADERS, **error.headers}
+    return GatewayResponse(error.status, headers, json.dumps({"error": error.message}).encode())
 
 
 class Gateway:
@@ -163,11 +171,11 @@ class Gateway:
     ) -> GatewayResponse:
         """What API Gateway does with one HTTP request."""
         if body is not None and len(body) > GATEWAY_MAX_BODY:
-            return _json_response(413, {"message": "Request Too Long"})
+            return gateway_error("REQUEST_TOO_LARGE")
         matched = self.match(method, path)
         if matched is None:
-            # API Gateway's answer for a path or method it does not know.
-            return _json_response(403, {"message": "Missing Authentication Token"})
+            # API Gateway's answer for a path or method it does not know (also a wrong stage or base path).
+            return gateway_error("MISSING_AUTHENTICATION_TOKEN")
         route, path_parameters = matched
         event = self.proxy_event(route, method, path, path_parameters, query_pairs, headers, body, source_ip)
 
@@ -255,13 +263,13 @@ class Gateway:
                 result = load_function(AUTHORIZER, self.functions_dir).handler(authorizer_event, LambdaContext(AUTHORIZER))
         except Exception as error:
             if str(error) == "Unauthorized":
-                return _json_response(401, {"message": "Unauthorized"}, {"WWW-Authenticate": "Basic"})
-            return _json_response(500, {"message": None})
+                return gateway_error("UNAUTHORIZED")
+            return gateway_error("AUTHORIZER_FAILURE")
         statements = result.get("policyDocument", {}).get("Statement", [])
         allowed = [s for s in statements if s.get("Effect") == "Allow" and self._covers(s, method_arn)]
         denied = [s for s in statements if s.get("Effect") == "Deny" and self._covers(s, method_arn)]
         if denied or not allowed:
-            return _json_response(403, {"Message": "User is not authorized to access this resource with an explicit deny"})
+            return gateway_error("ACCESS_DENIED")
         context = {key: str(value) for key, value in (result.get("context") or {}).items()}
         event["requestContext"]["authorizer"] = {**context, "principalId": result.get("principalId")}
         return None
