@@ -1,10 +1,12 @@
-"""The admin CLI's output helpers: following a bounded log tail, tables, the progress bar."""
+"""The admin CLI's output helpers: following a bounded log tail, tables, the progress bar,
+the pool's durations."""
 
 from __future__ import annotations
 
 import io
 
-from lablink_cli.output import ProgressBar, new_lines, table
+from lablink_cli.output import ProgressBar, duration, new_lines, table
+from lablink_cli.pool import parse_duration
 
 
 def test_new_lines_follow_a_tail_that_grows_and_drops_its_oldest_lines():
@@ -32,3 +34,8 @@ def test_progress_bar_prints_one_line_per_change_when_not_on_a_terminal():
         "launch [#####-----] 2/4 (2 done, 0 failed) running",
         "launch [##########] 4/4 (4 done, 0 failed) succeeded",
     ]
+
+
+def test_durations_read_and_print_in_the_largest_whole_unit():
+    assert [parse_duration(text) for text in ("90", "90s", "30m", "3h", " 0 ")] == [90, 90, 1800, 10800, 0]
+    assert [duration(seconds) for seconds in (0, 90, 1800, 10800, 5400)] == ["off", "90s", "30m", "3h", "90m"]
