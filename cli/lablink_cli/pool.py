@@ -19,7 +19,9 @@ def parse_duration(text: str) -> int:
     """Seconds of "90", "90s", "30m" or "3h"."""
     found = _DURATION.match(text.strip())
     if found is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: give seconds, or a number with s, m or h (30m, 3h)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: give seconds, or a number with s, m or h (30m, 3h)"
+        )
     return int(found[1]) * _UNIT_SECONDS[found[2]]
 
 
@@ -45,7 +47,12 @@ def cmd_pool(args: argparse.Namespace) -> int:
         print(f"failed {failure['kind']} at {failure['at']}: {failure['error']}", file=sys.stderr)
     actions = status["actions"][:LATEST_ACTIONS_SHOWN]
     if actions:
-        print(table(["at", "action", "hostname", "reason"], [[a["at"], a["action"], a["hostname"], a["reason"]] for a in actions]))
+        print(
+            table(
+                ["at", "action", "hostname", "reason"],
+                [[a["at"], a["action"], a["hostname"], a["reason"]] for a in actions],
+            )
+        )
     return 0
 
 
@@ -108,12 +115,20 @@ def add_commands(commands) -> None:
     change = setters.add_parser("set", parents=[common], help="change the pool policy (the next reconcile applies it)")
     change.add_argument("--min-free", type=int, help="keep this many running, unassigned VMs (0: off)")
     change.add_argument("--max-vms", type=int, help="never more VMs than this")
-    change.add_argument("--idle-timeout", type=parse_duration, help="recycle a session not in use this long (30m; 0: off)")
-    change.add_argument("--max-session", type=parse_duration, help="recycle a session this long after its assignment (3h; 0: off)")
+    change.add_argument(
+        "--idle-timeout", type=parse_duration, help="recycle a session not in use this long (30m; 0: off)"
+    )
+    change.add_argument(
+        "--max-session", type=parse_duration, help="recycle a session this long after its assignment (3h; 0: off)"
+    )
     change.add_argument("--unhealthy-after", type=parse_duration, help="replace a VM stuck booting or silent this long")
     change.add_argument("--prewarm", type=parse_duration, help="reach min-free this long before opens-at (15m)")
-    change.add_argument("--opens-at", metavar="ISO", help="when the workshop opens (2026-03-02T09:00:00Z; none clears it)")
-    change.add_argument("--closes-at", metavar="ISO", help="when every VM is destroyed (ISO 8601 with a zone; none clears it)")
+    change.add_argument(
+        "--opens-at", metavar="ISO", help="when the workshop opens (2026-03-02T09:00:00Z; none clears it)"
+    )
+    change.add_argument(
+        "--closes-at", metavar="ISO", help="when every VM is destroyed (ISO 8601 with a zone; none clears it)"
+    )
     paused = change.add_mutually_exclusive_group()
     paused.add_argument("--pause", dest="paused", action="store_const", const=True, help="stop the autopilot")
     paused.add_argument("--resume", dest="paused", action="store_const", const=False, help="start it again")

@@ -94,7 +94,7 @@ def test_a_policy_change_takes_effect_at_the_next_reconcile(gateway, provisioner
 
 
 def test_status_counts_the_pool_and_shows_failed_operations(gateway, provisioner, db, monkeypatch):
-    free, taken, broken = _running_vms(gateway, provisioner, db, 3)
+    *_, broken = _running_vms(gateway, provisioner, db, 3)
     db.assignments.claim("ada@example.org", COMMAND)
     db.vms.set_health(broken, "Unhealthy")
     # A launch EC2 cannot serve: its error reaches the pool status.
@@ -176,7 +176,9 @@ def test_history_survives_destroy_all_as_json_and_csv(gateway, provisioner, db):
     _running_vms(gateway, provisioner, db, 2)
     for email in ("ada@example.org", "bob@example.org"):
         db.assignments.claim(email, COMMAND)
-    db.startup.record(db.assignments.claim("ada@example.org", COMMAND).hostname, {"cloud_init_duration_seconds": 12.345})
+    db.startup.record(
+        db.assignments.claim("ada@example.org", COMMAND).hostname, {"cloud_init_duration_seconds": 12.345}
+    )
     assert gateway.request("POST", "/api/destroy", json_body={}, headers=ADMIN).status == 202
     assert provisioner.wait(60)
     assert db.vms.list_all() == []
@@ -193,7 +195,7 @@ def test_history_survives_destroy_all_as_json_and_csv(gateway, provisioner, db):
     assert entries[0]["cloud_init_s"] == 12.3
 
     answer = gateway.request("GET", "/api/history?format=csv", headers=ADMIN)
-    assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/csv")
+    assert answer.status == 200 and answer.header("Content-Type").startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(answer.text)))
     assert [r["email"] for r in rows] == ["ada@example.org", "bob@example.org"]
     assert list(rows[0]) == list(HISTORY_COLUMNS) and rows[0]["release_reason"] == "destroyed"

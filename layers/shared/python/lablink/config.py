@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -150,9 +150,11 @@ class PoolConfig(_Section):
     @field_validator("opens_at", "closes_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.utcoffset() is None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
             raise ValueError("give a time zone (2026-03-01T09:00:00Z, or +01:00)")
-        return value
+        return value.astimezone(UTC)  # shown in UTC (Z) whatever zone it was given or read in
 
     @model_validator(mode="after")
     def _consistent(self) -> PoolConfig:

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from lablink.api.http import ApiError, HostnamePath, ExportFormat, export_response, make_resolver
+from lablink.api.http import ApiError, ExportFormat, HostnamePath, export_response, make_resolver
 from lablink.api.models import VmLogsOut, VmStatusOut
 from lablink.api.pool import router as pool_router
 from lablink.db.errors import UnknownVm
@@ -95,8 +95,6 @@ def openapi_json() -> dict:
     from lablink.api.openapi import openapi_document
 
     return openapi_document()
-
-
 
 
 app.include_router(pool_router)

@@ -38,12 +38,16 @@ def change_pool_policy(body: Annotated[PoolPolicyChange, Body()]) -> PoolPolicy:
         raise ApiError(422, f"The pool policy is not valid: {reasons}.") from None
 
 
-@router.get("/api/pool/status", summary="The pool now: counts, target, schedule, cost so far, latest actions and failures")
+@router.get(
+    "/api/pool/status", summary="The pool now: counts, target, schedule, cost so far, latest actions and failures"
+)
 def pool_status() -> PoolStatusOut:
     return PoolStatusOut.model_validate(reports.pool_status(database("admin"), config(), datetime.now(UTC)))
 
 
 @router.get("/api/history", summary="Every assignment ever made, kept after its VM is gone, as CSV or JSON")
-def assignment_history(format: Annotated[ExportFormat, Query(description="csv or json")] = ExportFormat.json) -> Response[str]:  # noqa: A002
+def assignment_history(
+    format: Annotated[ExportFormat, Query(description="csv or json")] = ExportFormat.json,
+) -> Response[str]:  # noqa: A002
     rows = reports.history(database("admin"), config(), datetime.now(UTC))
     return export_response(format, "history", reports.HISTORY_COLUMNS, rows, "lablink-history.csv")

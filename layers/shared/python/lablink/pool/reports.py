@@ -63,7 +63,13 @@ def pool_status(db: Database, cfg: LablinkConfig, now: datetime) -> dict[str, An
             for a in db.pool.list_latest_actions(LATEST_ACTIONS)
         ],
         "failures": [
-            {"at": iso_utc(f["at"]), "operation_id": f["operation_id"], "kind": f["kind"], "status": f["status"], "error": f["error"]}
+            {
+                "at": iso_utc(f["at"]),
+                "operation_id": f["operation_id"],
+                "kind": f["kind"],
+                "status": f["status"],
+                "error": f["error"],
+            }
             for f in db.operations.list_failures(LATEST_FAILURES)
         ],
     }
