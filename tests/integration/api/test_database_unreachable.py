@@ -36,7 +36,8 @@ def _body(route: Route, hostname: str) -> object:
         "/api/vm-metrics/{hostname}": {"cloud_init_start": 1_700_000_000},
         "/api/gpu_health": {"hostname": hostname, "gpu_status": "Healthy"},
         "/api/update_inuse_status": {"hostname": hostname, "status": True},
-    }.get(route.path) if route.method == "POST" else None
+        "/api/pool": {"min_free": 1},
+    }.get(route.path) if route.method in ("POST", "PUT") else None
 
 
 def _path(route: Route, hostname: str) -> str:
