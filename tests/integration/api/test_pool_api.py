@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from api_support import ADMIN, ENVIRONMENT, instances_of
+from db_probe import operation_kinds
 
 from lablink import runtime
 from lablink.api.models import PoolPolicyChange
@@ -162,7 +163,7 @@ def test_reboot_keeps_the_assignment(gateway, provisioner, db, ec2):
     assert (action["action"], action["hostname"], action["reason"]) == ("reboot", hostname, "requested by an admin")
 
 
-def test_recycle_and_reboot_of_unknown_vms_and_reboot_before_the_instance(gateway, db):
+def test_recycle_and_reboot_of_unknown_vms_and_reboot_before_the_instance_and_recycle_twice(gateway, db):
     for action in ("recycle", "reboot"):
         answer = gateway.request("POST", f"/api/vms/lablink-vm-{ENVIRONMENT}-99/{action}", headers=ADMIN)
         assert answer.status == 404 and "lablink-vm-test-99" in answer.json()["error"]
@@ -170,6 +171,12 @@ def test_recycle_and_reboot_of_unknown_vms_and_reboot_before_the_instance(gatewa
     db.vms.insert(f"lablink-vm-{ENVIRONMENT}-1", status="initializing")  # its step has not started the instance
     answer = gateway.request("POST", f"/api/vms/lablink-vm-{ENVIRONMENT}-1/reboot", headers=ADMIN)
     assert answer.status == 409 and "no instance yet" in answer.json()["error"]
+    # A destroy of it is under way: recycling it again would launch a second replacement.
+    db.operations.create("destroy", [f"lablink-vm-{ENVIRONMENT}-1"])
+    answer = gateway.request("POST", f"/api/vms/lablink-vm-{ENVIRONMENT}-1/recycle", headers=ADMIN)
+    assert answer.status == 409 and "already being destroyed" in answer.json()["error"]
+    assert db.vms.get(f"lablink-vm-{ENVIRONMENT}-1")["useremail"] is None
+    assert operation_kinds(db) == ["destroy"]  # no replacement launch
 
 
 def test_history_survives_destroy_all_as_json_and_csv(gateway, provisioner, db):

@@ -83,13 +83,18 @@ def destroy(body: Annotated[DestroyRequest, Body()]) -> Response[OperationAccept
 @app.post(
     "/api/vms/<hostname>/recycle",
     summary="Recycle one VM: it is terminated, its researcher's email is free again, a fresh VM takes its place",
-    responses={202: {"description": "Accepted: the destroy, and the launch of its replacement"}},
+    responses={
+        202: {"description": "Accepted: the destroy, and the launch of its replacement"},
+        409: {"description": "The VM is already being destroyed"},
+    },
 )
 def recycle(hostname: HostnamePath) -> Response[RecycleAccepted]:
     try:
         planned = vm_actions.recycle(database("launch"), config(), hostname, datetime.now(UTC))
     except UnknownVm:
         raise ApiError(404, f"No VM is named {hostname}.") from None
+    except vm_actions.BeingDestroyed:
+        raise ApiError(409, f"{hostname} is already being destroyed.") from None
     _start(planned.destroy)
     if planned.launch is not None:
         _start(planned.launch)

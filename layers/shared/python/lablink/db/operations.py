@@ -40,6 +40,18 @@ class Operations:
         )
         return cast(OperationRow | None, row)
 
+    def count_destroys_in_flight(self, hostname: str) -> int:
+        """How many destroys still queued or running name this VM."""
+        return int(
+            self._conn.scalar(
+                sql.SQL(
+                    "SELECT count(*) FROM {} WHERE kind = 'destroy' AND status IN ('queued', 'running') "
+                    "AND %s = ANY(hostnames)"
+                ).format(OPERATIONS),
+                (hostname,),
+            )
+        )
+
     def list_failures(self, limit: int = 10) -> list[Row]:
         """The latest operations that failed in whole or in part, with their errors (an EC2
         capacity or quota refusal shows here), newest first."""

@@ -20,6 +20,10 @@ class NoInstanceYet(Exception):
     """The VM's instance has not been started yet: there is nothing to reboot."""
 
 
+class BeingDestroyed(Exception):
+    """A destroy of the VM is under way (a second recycle would launch a second replacement)."""
+
+
 @dataclass(frozen=True)
 class Recycle:
     destroy: dict  # the step payload that terminates the VM
@@ -28,9 +32,11 @@ class Recycle:
 
 def recycle(db: Database, cfg: LablinkConfig, hostname: str, now: datetime) -> Recycle:
     """Free the VM's researcher (the history says 'recycled'), then plan its destroy and the
-    launch of a fresh VM in its place. Raises UnknownVm."""
+    launch of a fresh VM in its place. Raises UnknownVm, BeingDestroyed."""
     if not db.vms.exists(hostname):
         raise UnknownVm(hostname)
+    if db.operations.count_destroys_in_flight(hostname):
+        raise BeingDestroyed(hostname)
     db.pool.release([hostname], "recycled")
     destroy_id = str(db.operations.create("destroy", [hostname]))
     # The replacement takes the place of a VM on its way out: one more than the maximum counts it.
