@@ -4,9 +4,9 @@ escaped by default, in every slot of every template."""
 from __future__ import annotations
 
 import html
-from datetime import datetime, timedelta, timezone
 import shutil
 import subprocess
+from datetime import datetime, timedelta, timezone
 
 import pytest
 

@@ -16,6 +16,7 @@ from db_probe import operation_kinds
 from lablink import runtime
 from lablink.api.models import PoolPolicyChange
 from lablink.config import PoolConfig
+from lablink.fleet import dispatch
 from lablink.pool.reconciler import Ec2Fleet, reconcile
 from lablink.pool.reports import HISTORY_COLUMNS
 
@@ -206,3 +207,17 @@ def test_history_survives_destroy_all_as_json_and_csv(gateway, provisioner, db):
     rows = list(csv.DictReader(io.StringIO(answer.text)))
     assert [r["email"] for r in rows] == ["ada@example.org", "bob@example.org"]
     assert list(rows[0]) == list(HISTORY_COLUMNS) and rows[0]["release_reason"] == "destroyed"
+
+
+def test_recycle_whose_step_cannot_start_holds_no_hostname(gateway, db, monkeypatch):
+    """A deployment whose provisioning function cannot be invoked: 502, and the replacement's
+    launch is failed at once, so its hostname is not held until the reconciler gives up on it."""
+    hostname = f"lablink-vm-{ENVIRONMENT}-1"
+    db.vms.insert(hostname, status="running", instance_id="i-0000000000000001")
+    dispatch.set_dispatcher(None)  # the Lambda invoke, with no function to invoke
+    monkeypatch.delenv("PROVISION_FUNCTION_NAME", raising=False)
+
+    answer = gateway.request("POST", f"/api/vms/{hostname}/recycle", headers=ADMIN)
+    assert answer.status == 502 and "released but not destroyed; recycle it again" in answer.json()["error"]
+    assert db.pool.list_launching_hostnames() == []
+    assert db.operations.list_launches_in_flight() == set()

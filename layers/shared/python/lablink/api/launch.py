@@ -95,7 +95,15 @@ def recycle(hostname: HostnamePath) -> Response[RecycleAccepted]:
         raise ApiError(404, f"No VM is named {hostname}.") from None
     except vm_actions.BeingDestroyed:
         raise ApiError(409, f"{hostname} is already being destroyed.") from None
-    _start(planned.destroy)
+    try:
+        _start(planned.destroy)
+    except ApiError:
+        if planned.launch is not None:  # its hostname would stay reserved until the reconciler frees it
+            database("launch").operations.record_progress(
+                planned.launch["operation_id"], failed=1, error="the destroy it replaces could not be started"
+            )
+        message = f"The provisioning step could not be started: {hostname} is released but not destroyed; recycle it again."
+        raise ApiError(502, message) from None
     if planned.launch is not None:
         _start(planned.launch)
     body = RecycleAccepted(
