@@ -72,6 +72,7 @@ def test_policy_starts_as_the_configuration_and_a_change_is_stored_whole(gateway
         ({"unhealthy_after_s": 0}, "greater than or equal to 1"),
         ({"min_free": "5"}, "valid integer"),  # strict: no "5" for 5
         ({"paused": None}, "boolean"),
+        ({"idle_timeout_s": 2**40}, "less than or equal to 31622400"),  # not a database overflow (500)
     ],
 )
 def test_an_invalid_policy_is_refused_with_its_reason_and_nothing_changes(gateway, change, reason):
