@@ -25,11 +25,8 @@ def pool_policy() -> PoolPolicy:
     return get_policy(database("admin"), config())
 
 
-@router.put(
-    "/api/pool",
-    summary="Change any subset of the pool policy; the next reconcile applies it",
-    responses={422: {"description": "The policy that would result is not valid (the reason is given)"}},
-)
+# Its 422 is documented with the errors of single operations (lablink.api.openapi).
+@router.put("/api/pool", summary="Change any subset of the pool policy; the next reconcile applies it")
 def change_pool_policy(body: Annotated[PoolPolicyChange, Body()]) -> PoolPolicy:
     try:
         return update_policy(database("admin"), config(), body.model_dump(exclude_unset=True))
