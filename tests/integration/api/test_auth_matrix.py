@@ -22,7 +22,7 @@ SAMPLES = {
     ("GET", "/api/export-metrics"): ("/api/export-metrics?format=csv", None, 200),
     ("GET", "/openapi.json"): ("/openapi.json", None, 200),
     ("POST", "/api/launch"): ("/api/launch", {"num_vms": 1}, 202),
-    ("POST", "/api/destroy"): ("/api/destroy", {"hostnames": ["lablink-vm-test-99"]}, 202),
+    ("POST", "/api/destroy"): ("/api/destroy", {"hostnames": ["lablink-vm-test-99"]}, 404),
     ("GET", "/api/operations/{operation_id}"): ("/api/operations/{operation}", None, 200),
     ("GET", "/api/pool"): ("/api/pool", None, 200),
     ("PUT", "/api/pool"): ("/api/pool", {"min_free": 0}, 200),
