@@ -1,6 +1,7 @@
 """Assignment burst: N researchers request at once against M free VMs.
 
-Runs this project's assign_vm (one UPDATE ... FOR UPDATE SKIP LOCKED) and, on the same
+Runs this project's request path (the rate-limit count of request_vm, all from one source
+address as a room behind one NAT, then the claim: one UPDATE ... FOR UPDATE SKIP LOCKED) and, on the same
 machine in the same run, the original LabLink algorithm (SELECT the first free VM, then
 UPDATE it, then read back by email), both straight to PostgreSQL; then ours again through
 PgBouncer in transaction mode (the functions' path: RDS Proxy's stand-in) with
@@ -27,19 +28,23 @@ import uuid
 
 import psycopg2
 
-from lablink.config import DbConfig
+from lablink.config import DbConfig, ResearcherConfig
 from lablink.db.assignments import new_pin
 from lablink.db.database import Database
 from lablink.db.errors import NoFreeVm
+from lablink.db.rate_limits import Limit
 from lablink_local.pgbouncer import DEFAULT_POOL_SIZE, LocalPgBouncer
 from lablink_local.postgres import create_migrated_database, database_server, drop_database
-from tests.support.db_probe import delete_all_vms
+from tests.support.db_probe import delete_all_vms, forget_rate_limits
 
 
 def ours(url: str):
     database = Database(url, DbConfig(), actor="bench")
+    limits = ResearcherConfig()
+    per_address, per_email = Limit(limits.attempts_per_address, limits.address_window_s), Limit(limits.attempts_per_email, limits.email_window_s)
 
     def request(email: str) -> str | None:
+        database.rate_limits.record_attempt("203.0.113.1", email, per_address, per_email)
         try:
             return database.assignments.claim(email, f"start-host --code={email}").hostname
         except NoFreeVm:
@@ -91,6 +96,7 @@ def _requester(url: str, algorithm_name: str, emails: list[str], start_line, res
 def run(url: str, algorithm_name: str, requests: int, vms: int, connections: int) -> dict:
     setup = Database(url, DbConfig(), actor="bench-setup")
     delete_all_vms(setup)
+    forget_rate_limits(setup)
     for i in range(vms):
         setup.vms.insert(f"lablink-vm-bench-{i}", status="running")
 

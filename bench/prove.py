@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "proof-results.json"
+ATTACKS_TRIED = ROOT / "docs" / "attacks-tried.md"
 LOGS = ROOT / ".lablink" / "proof"
 PY = sys.executable
 
@@ -412,6 +413,8 @@ def render_reliability(results: dict) -> str:
         ]
     else:
         out += ["Not run yet.", ""]
+    # The attacks are not figures: their table is kept by hand beside this report and copied in.
+    out.append(ATTACKS_TRIED.read_text())
     return "\n".join(out)
 
 

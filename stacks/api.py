@@ -1,7 +1,7 @@
 """The REST API: one method per route of lablink.routes.ROUTES, each served by the Lambda of its
 function folder, guarded by the REQUEST authorizer for admin and VM routes; access logs, X-Ray
-and throttling on the stage. Also the admin password and the provisioning function (invoked
-asynchronously by the launch function, never by the API)."""
+and throttling on the stage. Also the admin password, the provisioning function (invoked
+asynchronously by the launch function, never by the API) and the pool reconciler (stacks/autopilot.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from constructs import Construct
 from lablink import environment
 from lablink.config import LablinkConfig
 from lablink.routes import ROUTES, Auth, Function, Route
+from stacks.autopilot import Autopilot
 from stacks.bundling import shared_layer
 from stacks.constants import (
     ADMIN_PASSWORD_LENGTH,
@@ -29,6 +30,8 @@ from stacks.constants import (
     BASIC_REALM,
     PROVISION_FUNCTION,
     PROVISION_TIMEOUT,
+    RECONCILE_FUNCTION,
+    RECONCILE_TIMEOUT,
     log_retention,
     resource_name,
 )
@@ -103,6 +106,15 @@ class ApiStack(Stack):
         # The function itself, not its versions (grant_invoke would add "<arn>:*").
         launch.role.add_to_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.provision.function.function_arn])
+        )
+        self.reconciler = self._function(RECONCILE_FUNCTION, RECONCILE_TIMEOUT)
+        Autopilot(
+            self,
+            "Autopilot",
+            config=config,
+            reconciler=self.reconciler,
+            provision=self.provision,
+            kicked_by=[self.functions[Function.REQUEST.value]],
         )
 
         CfnOutput(self, "ApiUrl", value=self.api.url, description="The LabLink web app and API")

@@ -39,6 +39,7 @@ AUTHORIZER_FUNCTION = "authorizer"
 PROVISION_FUNCTION = "provision"
 LOG_PROCESSOR_FUNCTION = "log_processor"
 MIGRATE_FUNCTION = "migrate"
+RECONCILE_FUNCTION = "reconcile"
 
 # Memory (MB) and timeout (s). API Gateway gives up after 29 s, so API functions stop before.
 API_FUNCTION_MEMORY = 512
@@ -48,6 +49,13 @@ AUTHORIZER_TIMEOUT = 10
 PROVISION_TIMEOUT = 900
 LOG_PROCESSOR_TIMEOUT = 120
 MIGRATE_TIMEOUT = 300
+# The pool reconciler: one reconcile of 500 VMs takes about a second (bench/reconcile.py); a
+# run ends before the next scheduled one starts.
+RECONCILE_TIMEOUT = 60
+RECONCILE_RATE_MINUTES = 1  # EventBridge Scheduler's finest rate
+# A scheduled run or a kick not started within this long is dropped (the next one does its
+# work). 60 s is the least both Lambda's and Scheduler's maximum event age accept.
+RECONCILE_MAX_EVENT_AGE_S = 60
 # How long CloudFormation waits for the migrations' answer (the provider framework answers on
 # the function's failure or timeout well before).
 MIGRATIONS_SERVICE_TIMEOUT = 600

@@ -85,7 +85,7 @@ def build_deployment(app: App, config: LablinkConfig) -> Deployment:
         config=config,
         # Every function that serves a request or a log batch; the migrations function fails
         # its deployment instead.
-        functions=[*api.functions.values(), api.provision, logs.processor],
+        functions=[*api.functions.values(), api.provision, api.reconciler, logs.processor],
         dead_letters=logs.dead_letters,
         api=api.api,
         database=database.instance,

@@ -1,4 +1,4 @@
-"""`lablink launch|status|vms|logs|export|destroy`: the admin's commands, through the REST API.
+"""`lablink launch|status|vms|logs|export|destroy|access`: the admin's commands, through the REST API.
 
 Endpoint and credentials come from options or the environment: LABLINK_URL (the API's root,
 stage included), LABLINK_ADMIN_USER (default admin), LABLINK_ADMIN_PASSWORD. Output is a
@@ -122,6 +122,66 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_access(access: dict) -> None:
+    print(f"access code: {'required' if access['code_required'] else 'none'}")
+    print("allowed emails: " + (", ".join(access["allowed_emails"]) or "any"))
+    print("allowed domains: " + (", ".join(access["allowed_domains"]) or "any"))
+
+
+def cmd_access(args: argparse.Namespace) -> int:
+    access = client_from(args).access()
+    if args.json:
+        print_json(access)
+    else:
+        _print_access(access)
+    return 0
+
+
+def access_changes(args: argparse.Namespace) -> dict:
+    """The body of PUT /api/access for `lablink access set`: only what the options name."""
+    changes: dict = {}
+    if args.no_code:
+        changes["code"] = None
+    elif args.code is not None:
+        changes["code"] = args.code
+    if args.clear_lists:
+        changes.update(allowed_emails=[], allowed_domains=[])
+    if args.allow_email:
+        changes["allowed_emails"] = args.allow_email
+    if args.allow_domain:
+        changes["allowed_domains"] = args.allow_domain
+    if not changes:
+        raise ApiCallFailed("nothing to change: give --code, --no-code, --allow-email, --allow-domain or --clear-lists")
+    return changes
+
+
+def cmd_access_set(args: argparse.Namespace) -> int:
+    access = client_from(args).set_access(access_changes(args))
+    if args.json:
+        print_json(access)
+    else:
+        _print_access(access)
+    return 0
+
+
+def _add_access_commands(commands, common: argparse.ArgumentParser) -> None:
+    access = commands.add_parser("access", parents=[common], help="who may request a VM: the workshop code and allow-lists")
+    access.set_defaults(run=cmd_access)
+    change = access.add_subparsers(dest="access_command", metavar="set").add_parser(
+        "set",
+        parents=[common],
+        help="change the access gate (what is not named is kept)",
+        description="A list given replaces that list; --clear-lists empties both (anyone may request).",
+    )
+    code = change.add_mutually_exclusive_group()
+    code.add_argument("--code", help="the workshop's access code (a room code shared with the participants)")
+    code.add_argument("--no-code", action="store_true", help="no access code")
+    change.add_argument("--allow-email", action="append", metavar="EMAIL", help="an email that may request a VM (repeatable)")
+    change.add_argument("--allow-domain", action="append", metavar="DOMAIN", help="an email domain, subdomains included (repeatable)")
+    change.add_argument("--clear-lists", action="store_true", help="empty both lists first: any email may request")
+    change.set_defaults(run=cmd_access_set)
+
+
 def common_options() -> argparse.ArgumentParser:
     """The options every admin command takes: endpoint, credentials, --json."""
     common = argparse.ArgumentParser(add_help=False)
@@ -158,3 +218,5 @@ def add_commands(commands) -> None:
     destroy.add_argument("hostnames", nargs="*", metavar="HOST")
     destroy.add_argument("--yes", action="store_true", help="destroy every VM without asking")
     destroy.set_defaults(run=cmd_destroy)
+
+    _add_access_commands(commands, common)

@@ -106,6 +106,13 @@ class AdminClient:
     def export(self, fmt: str) -> str:
         return self.call("GET", f"/api/export-metrics?format={urllib.parse.quote(fmt)}")[2].decode()
 
+    def access(self) -> dict:
+        return self.get_json("/api/access")
+
+    def set_access(self, changes: dict) -> dict:
+        """PUT /api/access: the fields left out are kept."""
+        return json.loads(self.call("PUT", "/api/access", changes)[2])
+
     def pool(self) -> dict:
         return self.get_json("/api/pool")
 
@@ -127,6 +134,9 @@ class AdminClient:
     def free_count(self) -> int:
         return self.get_json("/api/unassigned_vms_count", admin=False)["count"]
 
-    def request_vm(self, email: str, crd_command: str) -> dict:
+    def request_vm(self, email: str, crd_command: str, access_code: str | None = None) -> dict:
         """The researcher's request (public route)."""
-        return self.post_json("/api/request_vm", {"email": email, "crd_command": crd_command}, admin=False)
+        body = {"email": email, "crd_command": crd_command}
+        if access_code is not None:
+            body["access_code"] = access_code
+        return self.post_json("/api/request_vm", body, admin=False)

@@ -82,6 +82,12 @@ def add_system_commands(commands) -> None:
     local.add_argument("--demo", action="store_true", help="launch 5 VMs and request 3 of them as three researchers")
     local.add_argument("--state-dir", default=".lablink/local", help="where the simulated VMs and the services keep their logs")
     local.add_argument("--vm-boot-seconds", type=float, default=3.0, help="simulated boot time of a VM (jittered)")
+    local.add_argument(
+        "--reconcile-seconds",
+        type=float,
+        default=5.0,
+        help="run the pool reconciler this often and after each claim (0: off)",
+    )
     local.set_defaults(run=_local)
 
 

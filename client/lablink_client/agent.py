@@ -51,8 +51,9 @@ class State:
 
 
 class Watcher(threading.Thread, Generic[Probed]):
-    """Checks something every ``interval`` seconds and reports it when it changed, or when
-    asked to report again; a report that failed is retried at the next check."""
+    """Checks something every ``interval`` seconds and reports it when it changed, when asked
+    to report again, or (with a ``heartbeat``) when its last report is that many seconds old;
+    a report that failed is retried at the next check."""
 
     def __init__(
         self,
@@ -61,9 +62,11 @@ class Watcher(threading.Thread, Generic[Probed]):
         report: Callable[[Probed], bool],
         interval: float,
         stop: threading.Event,
+        heartbeat: float | None = None,
     ):
         super().__init__(name=name, daemon=True)
         self.probe, self.send, self.interval, self.stop = probe, report, interval, stop
+        self.heartbeat = heartbeat
         self.wake = threading.Event()
         self.force = False
 
@@ -73,15 +76,18 @@ class Watcher(threading.Thread, Generic[Probed]):
 
     def run(self) -> None:
         reported: Probed | object = object()  # nothing reported yet
+        reported_at = 0.0  # time.monotonic() of the last report
         while not self.stop.is_set():
             self.wake.clear()
             force, self.force = self.force, False
             try:
                 value = self.probe()
-                if value != reported or force:
+                due = self.heartbeat is not None and time.monotonic() - reported_at >= self.heartbeat
+                if value != reported or force or due:
                     if self.send(value):
-                        log.info("%s: reported %s", self.name, value)
-                        reported = value
+                        if value != reported:
+                            log.info("%s: reported %s", self.name, value)
+                        reported, reported_at = value, time.monotonic()
                     elif force:
                         self.force = True  # the next check tries again
             except Exception:  # never let a check end the watcher
@@ -104,6 +110,9 @@ class Agent:
             self.client.report_in_use,
             settings.check_seconds,
             self.stop,
+            # The server takes any report as a sign of life: without one for
+            # pool.unhealthy_after_s, the pool autopilot reboots the VM.
+            heartbeat=settings.heartbeat_seconds,
         )
 
     # -- startup --------------------------------------------------------------------------

@@ -50,6 +50,9 @@ class Settings:
     ready_command: list[str] = field(default_factory=lambda: ["docker", "exec", CONTAINER_NAME, "true"])
     state_file: str = "/var/lib/lablink/agent-state.json"
     check_seconds: float = 20.0  # GPU and in-use checks; re-poll after a handled assignment
+    # The in-use state is reported this often even when unchanged: the VM's heartbeat (keep
+    # it well below the pool's unhealthy_after_s, 1500 s by default).
+    heartbeat_seconds: float = 60.0
     wait_seconds: float = 50.0  # listener wait= (below the load balancer's idle timeout)
     retry_min_seconds: float = 1.0
     retry_max_seconds: float = 60.0

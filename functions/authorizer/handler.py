@@ -2,11 +2,11 @@
 auth kind lablink.routes gives the route (see lablink.auth)."""
 
 from lablink.auth import Unauthorized, authorize
-from lablink.observability import logger
+from lablink.observability import logged, logger
 from lablink.runtime import database
 
 
-@logger.inject_lambda_context
+@logged()
 def handler(event, context):
     try:
         return authorize(event, lambda token_hash: database("authorizer").vms.get_hostname_by_token_hash(token_hash))

@@ -4,11 +4,11 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from lablink.api.http import resolve
 from lablink.api.launch import app
-from lablink.observability import logger, metrics, tracer
+from lablink.observability import logged, metrics, traced
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+@logged(correlation_paths.API_GATEWAY_REST)
+@traced
 @metrics.log_metrics
 def handler(event, context):
     return resolve(app, event, context)

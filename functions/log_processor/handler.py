@@ -1,12 +1,12 @@
 """CloudWatch Logs subscription -> the VM log tables (see lablink.logs)."""
 
 from lablink.logs import MalformedBatch, ingest
-from lablink.observability import count, logger, metrics, tracer
+from lablink.observability import count, logged, logger, metrics, traced
 from lablink.runtime import config, database
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@logged()
+@traced
 @metrics.log_metrics
 def handler(event, context):
     # DatabaseUnreachable is not caught: the invocation fails, Lambda retries it and then

@@ -20,7 +20,7 @@ logger = Logger()
 PHYSICAL_ID = "lablink-schema"
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)  # the event holds no secret today; never log it anyway
 def handler(event: dict, context) -> dict:  # noqa: ARG001 - Lambda signature
     if event["RequestType"] == "Delete":
         return {"PhysicalResourceId": event["PhysicalResourceId"]}

@@ -2,12 +2,12 @@
 asynchronously by the launch function through lablink.fleet.dispatch.start_async."""
 
 from lablink.fleet import steps
-from lablink.observability import logger, tracer
+from lablink.observability import logged, logger, traced
 from lablink.runtime import config, database
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@logged()
+@traced
 def handler(event, context):
     logger.append_keys(operation_id=event.get("operation_id"))
     return steps.run_step(event, database("provision"), config())

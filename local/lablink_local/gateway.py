@@ -300,6 +300,13 @@ def make_app(gateway: Gateway | None = None):
         path = request.path
         if path == stage_prefix or path.startswith(stage_prefix + "/"):
             path = path[len(stage_prefix):] or "/"  # the stage-prefixed URL of API Gateway
+        # As API Gateway: the client's Host passes through (the admin writes compare it with
+        # Origin), and the scheme and port it was reached on are set, never taken from the client.
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() not in ("x-forwarded-proto", "x-forwarded-port")
+        }
+        headers["X-Forwarded-Proto"] = request.scheme
+        headers["X-Forwarded-Port"] = str(request.url.port or "")
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(
             None,
@@ -307,7 +314,7 @@ def make_app(gateway: Gateway | None = None):
             request.method,
             path,
             list(request.query.items()),
-            dict(request.headers),
+            headers,
             body,
             request.remote or "127.0.0.1",
         )

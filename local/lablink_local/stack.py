@@ -13,6 +13,8 @@
 - The client VM log path: each simulated VM's log files shipped to the log group, and the
   group's subscription delivered to the real log-processor handler.
 - Simulated client VMs: the real agent, as a process per instance the emulator runs.
+- The pool autopilot: the real reconcile function every ``reconcile_seconds`` (0: off) and
+  right after each claim (lablink_local.autopilot).
 
 Every process it starts is stopped on Ctrl-C or SIGTERM.
 """
@@ -64,6 +66,7 @@ class LocalStack:
         admin_password: str,
         boot_seconds: float = 3.0,
         log_interval: float = 1.0,
+        reconcile_seconds: float = 5.0,
         progress: Callable[[str], None] = print,
     ):
         self.config = config
@@ -72,6 +75,7 @@ class LocalStack:
         self.admin_password = admin_password
         self.boot_seconds = boot_seconds
         self.log_interval = log_interval
+        self.reconcile_seconds = reconcile_seconds
         self.progress = progress
         self._cleanup = contextlib.ExitStack()
         self.api_url = ""
@@ -112,6 +116,7 @@ class LocalStack:
         self._step("listener", self._start_listener)
         self._step("API gateway (real authorizer and functions)", self._start_gateway)
         self._step("client VM simulator and log subscription", self._start_vms)
+        self._step("pool autopilot", self._start_autopilot)
 
     # -- the parts ----------------------------------------------------------------------------
 
@@ -235,6 +240,19 @@ class LocalStack:
             self._cleanup.callback(part.stop)  # stopped in reverse: VMs, shipper, forwarder
         return f"VM files in {self.state_dir / 'vms'}"
 
+    def _start_autopilot(self) -> str:
+        from lablink.pool import kick
+        from lablink_local.autopilot import LocalAutopilot
+
+        if not self.reconcile_seconds:
+            kick.set_kicker(lambda: None)  # nothing to kick
+            self._cleanup.callback(kick.set_kicker, None)
+            return "off (--reconcile-seconds 0)"
+        autopilot = LocalAutopilot(self.reconcile_seconds)
+        autopilot.start()
+        self._cleanup.callback(autopilot.stop)  # before the VMs and the gateway stop
+        return f"reconciling every {self.reconcile_seconds:g} s and after each claim"
+
     def stop(self) -> None:
         self._cleanup.close()
 
@@ -310,6 +328,7 @@ def main(args: argparse.Namespace, on_started: Callable[[LocalStack, Callable[[s
         state_dir=Path(args.state_dir),
         admin_password=password,
         boot_seconds=args.vm_boot_seconds,
+        reconcile_seconds=args.reconcile_seconds,
         progress=say,
     )
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops it like Ctrl-C

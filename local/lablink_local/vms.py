@@ -3,7 +3,9 @@ a local process, configured by that instance's own user data.
 
 A VM "boots" like the user data does (reports `initializing`, then its cloud-init timings),
 then its agent runs with a stand-in `start-host` first on PATH (and no `nvidia-smi`, so GPU
-health is N/A). Its log files are shipped to the client log group, into the stream its user
+health is N/A). Its agent's real in-use probe looks for a program of the VM's own (every VM
+shares this machine's processes): run ``in_use_program(hostname)`` to put that VM in use.
+Its log files are shipped to the client log group, into the stream its user
 data's CloudWatch agent configuration names (the VM's own, lablink.tokens). When
 the instance is terminated, its agent is stopped. Boot and container times are simulated
 (a few seconds, jittered), so the dashboard's phase chart has something to show.
@@ -48,6 +50,12 @@ with open(calls, "a") as handle:
     handle.write(json.dumps({"argv": sys.argv[1:], "pin": pins[0] if pins else None}) + "\n")
 print(f"(simulated) Chrome Remote Desktop host {name} registered; the researcher can connect now")
 """
+
+
+def in_use_program(hostname: str) -> str:
+    """The program name whose process makes the simulated VM ``hostname`` in use (``exec -a
+    NAME sleep 600``, say): the VM's "software", as its agent is told."""
+    return f"lablink-simulated-software-{hostname}"
 
 
 def _user_data_json(user_data: bytes, assignment: str) -> dict:
@@ -183,6 +191,7 @@ class VmSimulator(threading.Thread):
             self.ship(vm.boot_log, log_stream)
             self.ship(vm.agent_log, log_stream)
             settings.update(
+                software=in_use_program(vm.hostname),
                 crd_launcher=[str(self.bin / "start-host")],
                 # No container here: no host configs to list, no daemon to start.
                 crd_host_configs_command=["true"],

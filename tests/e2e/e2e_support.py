@@ -194,6 +194,7 @@ def browser_factory():
         options.binary_location = CHROMIUM
         for flag in CHROMIUM_FLAGS:
             options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for csp_violations
         if not javascript:
             options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -204,6 +205,13 @@ def browser_factory():
     yield make
     for driver in drivers:
         driver.quit()
+
+
+def csp_violations(driver) -> list[str]:
+    """The console messages since the last call that report a Content-Security-Policy
+    violation (Chromium: "Refused to ... because it violates the following Content Security
+    Policy directive")."""
+    return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
 
 
 def screenshot(driver, name: str) -> Path:

@@ -4,12 +4,14 @@ Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
 import random
+import shutil
 
 import pytest
-from e2e_support import ADMIN_PASSWORD, ARTIFACTS, crd, screenshot, wait_until
+from e2e_support import ADMIN_PASSWORD, ARTIFACTS, crd, csp_violations, screenshot, wait_until
 from selenium.webdriver.common.by import By
 
-from lablink.pages.admin import admin_page
+from lablink.pages.admin import access_html, admin_page
+from lablink.pages.render import STATIC_DIR
 
 PHASES = ["Provisioning", "Cloud-init", "Container"]
 
@@ -22,6 +24,16 @@ def stack(start_stack):
 @pytest.fixture(scope="module")
 def admin(browser_factory):
     return browser_factory()
+
+
+@pytest.fixture(autouse=True)
+def no_content_security_policy_violation(request):
+    """The pages send a Content-Security-Policy and the browser enforces it: a script or style
+    it blocks is reported in the console, and fails the test that loaded the page."""
+    yield
+    for name in ("admin", "researcher", "researcher_without_js"):
+        if name in request.fixturenames:
+            assert csp_violations(request.getfixturevalue(name)) == [], name
 
 
 def open_dashboard(driver, stack) -> None:
@@ -139,6 +151,14 @@ def test_the_researcher_page_counts_free_vms_live_and_assigns_one(stack, researc
     wait_until(lambda: stack.start_host_calls(hostname), 30, message="the VM to receive the command")
     assert stack.start_host_calls(hostname)[-1]["pin"] == pin
 
+    # The same browser asks again (it sends back its claim cookie, over plain HTTP locally): the
+    # same VM, a new PIN.
+    researcher.get(stack.api_url + "/")
+    request_in_form(researcher, "marie@example.org", crd("4/0Amarie-Again"))
+    assert text(researcher, "#hostname") == hostname
+    new_pin = text(researcher, "#pin")
+    wait_until(lambda: stack.start_host_calls(hostname)[-1]["pin"] == new_pin, 30, message="the VM to receive the new PIN")
+
 
 def test_the_researcher_page_works_without_javascript(stack, researcher_without_js):
     browser = researcher_without_js
@@ -214,7 +234,9 @@ def test_the_chart_stays_readable_at_200_vms(browser_factory, tmp_path):
                 "totalstartupdurationseconds": sum(phases),
             }
         )
-    html = admin_page({"path": "/admin", "requestContext": {"path": "/prod/admin"}}, vms)
+    # The page's <base> is the folder that holds it, and its styles and script are beside it.
+    shutil.copytree(STATIC_DIR, tmp_path / "static")
+    html = admin_page({"path": "/admin", "requestContext": {"path": f"{tmp_path}/admin"}}, vms, access_html(False, [], []))
     page = tmp_path / "dashboard-200.html"
     page.write_text(html)
     browser = browser_factory()
@@ -229,5 +251,6 @@ def test_the_chart_stays_readable_at_200_vms(browser_factory, tmp_path):
     box = browser.find_element(By.CSS_SELECTOR, ".chart-box")
     assert browser.execute_script("return arguments[0].scrollHeight > arguments[0].clientHeight", box)  # it scrolls
     browser.execute_script("arguments[0].scrollIntoView()", box)
+    assert csp_violations(browser) == []
     screenshot(browser, "chart-200-vms")
     assert (ARTIFACTS / "chart-200-vms.png").stat().st_size > 10_000

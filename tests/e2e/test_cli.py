@@ -1,4 +1,4 @@
-"""`lablink local --demo`, then the admin CLI (`lablink launch|status|vms|logs|export|destroy`)
+"""`lablink local --demo`, then the admin CLI (`lablink launch|status|vms|logs|export|destroy|access`)
 against that stack (5 VMs, 3 of them assigned by the demo)."""
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import time
 
 import pytest
 from e2e_support import LABLINK, crd, run_cli, wait_until
+
+from lablink_cli.client import ApiCallFailed
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +151,30 @@ def test_wrong_credentials_and_unreachable_api_are_clear_errors(stack):
     gone = subprocess.run([LABLINK, "vms", "--url", "http://127.0.0.1:9/local"], env=env, capture_output=True, text=True, timeout=30)
     assert gone.returncode == 2 and "cannot reach http://127.0.0.1:9/local" in gone.stderr
     assert gone.stdout == ""
+
+
+def test_access_shows_and_sets_the_gate_and_requests_follow_it_at_once(stack):
+    shown = run_cli(stack, "access")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == ["access code: none", "allowed emails: any", "allowed domains: any"]
+
+    gated = run_cli(stack, "access", "set", "--code", "otter-42", "--allow-domain", "Uni.edu", "--json")
+    assert gated.returncode == 0, gated.stderr
+    assert json.loads(gated.stdout) == {"code_required": True, "allowed_emails": [], "allowed_domains": ["uni.edu"]}
+    free = stack.client.free_count()
+    for email, code, refusal in [
+        ("newcomer@uni.edu", None, "needs its access code"),
+        ("newcomer@uni.edu", "otter-41", "access code is wrong"),
+        ("outsider@example.org", "otter-42", "not on the workshop's list"),
+    ]:
+        with pytest.raises(ApiCallFailed, match=refusal) as refused:
+            stack.client.request_vm(email, crd("4/0Refused"), access_code=code)
+        assert refused.value.status == 403
+    assert stack.client.free_count() == free
+
+    bad = run_cli(stack, "access", "set", "--allow-email", "not-an-email")
+    assert bad.returncode == 2 and "not a valid email address" in bad.stderr and "(HTTP 422)" in bad.stderr
+
+    opened = run_cli(stack, "access", "set", "--no-code", "--clear-lists")
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout.splitlines() == ["access code: none", "allowed emails: any", "allowed domains: any"]

@@ -15,6 +15,9 @@ EC2_WRITES = {
     "ec2:StopInstances",
     "ec2:StartInstances",
 }
+# The pool reconciler repairs and culls the fleet (tests/infra/test_autopilot.py holds its
+# conditions); it launches nothing itself.
+RECONCILER_EC2_WRITES = {"ec2:RebootInstances", "ec2:TerminateInstances"}
 
 
 def _actions(statement: dict) -> set[str]:
@@ -36,12 +39,14 @@ def _role_of(synth, function: str) -> tuple[str, str]:
     return synth.resolve(part, res["Properties"]["Role"])[:2]
 
 
-def test_only_the_provisioning_function_may_change_ec2_instances(synth):
-    provision_role = _role_of(synth, "provision")
+def test_only_the_provisioning_function_and_the_reconciler_may_change_ec2_instances(synth):
+    provision_role, reconcile_role = _role_of(synth, "provision"), _role_of(synth, "reconcile")
     for role, statements in _statements_by_role(synth).items():
         granted = {a for s in statements if s["Effect"] == "Allow" for a in _actions(s)}
         assert not any(a in ("ec2:*", "*") for a in granted), role
-        if role != provision_role:
+        if role == reconcile_role:
+            assert granted & EC2_WRITES == RECONCILER_EC2_WRITES
+        elif role != provision_role:
             assert not granted & EC2_WRITES, role
 
 

@@ -54,6 +54,7 @@ def test_functions_run_the_newest_python_the_cdk_offers(synth):
         "launch",
         "authorizer",
         "provision",
+        "reconcile",
         "log_processor",
         "migrate",
     }

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from api_fixtures import api_env, aws, gateway, launch_template, provisioner, vm_factory  # noqa: F401 - the API in-process, for the attack tests
 from proof_support import StackProcess
 
 

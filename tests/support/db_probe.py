@@ -7,6 +7,7 @@ from __future__ import annotations
 from psycopg2 import sql
 
 from lablink.db.database import Database
+from lablink.db.rate_limits import RATE_LIMITS
 from lablink.db.tables import AUDIT, FREE_POOL, LOG_EVENTS, OPERATIONS
 from lablink.db.vm_logs import LOGS_TAIL_CHARS
 from lablink.tokens import hash_token, log_stream_name, mint_token
@@ -91,6 +92,20 @@ def delete_all_vms(db: Database) -> int:
     return db.connection.rowcount(db.table.query("DELETE FROM {t}"))
 
 
+def claim_token_hash(db: Database, hostname: str) -> str | None:
+    row = db.connection.one(db.table.query("SELECT claim_token_hash FROM {t} WHERE hostname = %s"), (hostname,))
+    return row["claim_token_hash"] if row else None
+
+
+def rate_limit_window_count(db: Database) -> int:
+    return db.connection.scalar(sql.SQL("SELECT count(*) AS n FROM {}").format(RATE_LIMITS))
+
+
+def forget_rate_limits(db: Database) -> int:
+    """Start every rate-limit window afresh (a benchmark's runs are separate rooms)."""
+    return db.connection.rowcount(sql.SQL("DELETE FROM {}").format(RATE_LIMITS))
+
+
 def session_count(db: Database, application_name_prefix: str) -> int:
     """Connections to this database whose application_name starts with the prefix."""
     return db.connection.scalar(
@@ -117,3 +132,9 @@ def column_names(db: Database) -> list[str]:
         (db.table.name,),
     )
     return [row["column_name"] for row in rows]
+
+
+def ledger_types(db: Database) -> dict[str, str | None]:
+    """hostname -> instance type of each instance on the ledger (sql/0011_pool.sql)."""
+    rows = db.connection.all("SELECT hostname, instance_type FROM instance_ledger ORDER BY launched_at")
+    return {r["hostname"]: r["instance_type"] for r in rows}

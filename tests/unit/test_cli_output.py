@@ -1,10 +1,15 @@
-"""The admin CLI's output helpers: following a bounded log tail, tables, the progress bar,
-the pool's durations."""
+"""The admin CLI's output helpers (following a bounded log tail, tables, the progress bar, the
+pool's durations) and what `lablink access set` asks the API to change."""
 
 from __future__ import annotations
 
 import io
 
+import pytest
+
+from lablink_cli.admin import access_changes
+from lablink_cli.client import ApiCallFailed
+from lablink_cli.main import build_parser
 from lablink_cli.output import ProgressBar, duration, new_lines, table
 from lablink_cli.pool import parse_duration
 
@@ -34,6 +39,26 @@ def test_progress_bar_prints_one_line_per_change_when_not_on_a_terminal():
         "launch [#####-----] 2/4 (2 done, 0 failed) running",
         "launch [##########] 4/4 (4 done, 0 failed) succeeded",
     ]
+
+
+def access_set(*options: str) -> dict:
+    return access_changes(build_parser().parse_args(["access", "set", *options]))
+
+
+def test_access_set_sends_only_what_its_options_name():
+    assert access_set("--code", "otter-42") == {"code": "otter-42"}  # the lists are kept
+    assert access_set("--no-code") == {"code": None}
+    assert access_set("--allow-email", "a@uni.edu", "--allow-email", "b@uni.edu") == {
+        "allowed_emails": ["a@uni.edu", "b@uni.edu"]
+    }
+    assert access_set("--clear-lists", "--allow-domain", "uni.edu") == {
+        "allowed_emails": [],
+        "allowed_domains": ["uni.edu"],
+    }
+    with pytest.raises(ApiCallFailed, match="nothing to change"):
+        access_set()
+    with pytest.raises(SystemExit):  # argparse: not both
+        access_set("--code", "otter-42", "--no-code")
 
 
 def test_durations_read_and_print_in_the_largest_whole_unit():

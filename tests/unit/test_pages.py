@@ -12,11 +12,12 @@ import pytest
 
 from lablink.api.admin import masked_command
 from lablink.pages import base_href
-from lablink.pages.admin import admin_page
+from lablink.pages.admin import access_html, admin_page
 from lablink.pages.render import STATIC_DIR, TEMPLATES_DIR, join, render, template
 from lablink.pages.researcher import assigned_page, index_page
 from lablink.phases import PHASES
 
+NO_GATE = access_html(False, [], [])
 EVIL = """<script>alert("x")</script>'&"""
 # What an unescaped value would leave in the page: a tag, or a quote closing an attribute.
 INJECTED = ("<script>alert", 'alert("x")', "</script>'")
@@ -44,7 +45,7 @@ def test_base_href(path, full, expected):
 
 
 def test_admin_page_escapes_every_value():
-    page = admin_page({"path": "/admin", "requestContext": {"path": "/admin"}}, [{"hostname": "h", "useremail": "<img src=x onerror=alert(1)>@x.org", "inuse": True}])
+    page = admin_page({"path": "/admin", "requestContext": {"path": "/admin"}}, [{"hostname": "h", "useremail": "<img src=x onerror=alert(1)>@x.org", "inuse": True}], NO_GATE)
     assert "<img" not in page and "&lt;img" in page
 
 
@@ -76,7 +77,7 @@ def test_every_value_a_page_shows_is_escaped():
         "hostname": EVIL, "status": EVIL, "healthy": EVIL, "useremail": EVIL, "inuse": True,
         **{phase.duration_column: 1.5 for phase in PHASES},
     }  # fmt: skip
-    assert_escaped(admin_page(stage, [vm]))
+    assert_escaped(admin_page(stage, [vm], access_html(True, [EVIL], [EVIL])))
     assert_escaped(index_page(stage, 1, error=EVIL))
     assert_escaped(index_page(stage, 0, email=EVIL, crd_command=EVIL))
     assert_escaped(assigned_page(stage, EVIL, "123456"))
@@ -99,14 +100,14 @@ def test_a_template_and_its_caller_cannot_drift_apart():
 
 def test_files_are_read_once_per_process():
     event = {"path": "/admin", "requestContext": {"path": "/admin"}}
-    admin_page(event, [{"hostname": "h", "terraformapplydurationseconds": 3}])
+    admin_page(event, [{"hostname": "h", "terraformapplydurationseconds": 3}], NO_GATE)
     before = template.cache_info().misses
-    admin_page(event, [{"hostname": "h2", "cloudinitdurationseconds": 4}])
+    admin_page(event, [{"hostname": "h2", "cloudinitdurationseconds": 4}], NO_GATE)
     assert template.cache_info().misses == before
 
 
 def test_the_dashboard_names_the_phases_as_lablink_phases_does():
-    page = admin_page({"path": "/admin"}, [{"hostname": "h", **{phase.duration_column: 2 for phase in PHASES}}])
+    page = admin_page({"path": "/admin"}, [{"hostname": "h", **{phase.duration_column: 2 for phase in PHASES}}], NO_GATE)
     for phase in PHASES:
         assert f'<th class="num">{phase.label} (s)</th>' in page
         assert f'data-phase="{phase.label}"' in page

@@ -12,16 +12,20 @@ from lablink.routes import ROUTES, Auth
 SAMPLES = {
     ("GET", "/"): ("/", None, 200),
     ("GET", "/api/unassigned_vms_count"): ("/api/unassigned_vms_count", None, 200),
-    ("POST", "/api/request_vm"): ("/api/request_vm", {"email": "r@example.org", "crd_command": "start-host --code=4/abc"}, 200),
+    ("POST", "/api/request_vm"): ("/api/request_vm", {"email": "r+{credentials}@example.org", "crd_command": "start-host --code=4/abc"}, 200),
     ("GET", "/admin"): ("/admin", None, 200),
     ("GET", "/api/vms"): ("/api/vms", None, 200),
     ("GET", "/api/vm-status"): ("/api/vm-status", None, 200),
     ("GET", "/api/vm-status/{hostname}"): ("/api/vm-status/{vm}", None, 200),
+    ("GET", "/static/{name}"): ("/static/admin.js", None, 200),
     ("GET", "/api/status"): ("/api/status", None, 200),
     ("GET", "/api/vm-logs/{hostname}"): ("/api/vm-logs/{vm}", None, 200),
     ("GET", "/api/export-metrics"): ("/api/export-metrics?format=csv", None, 200),
     ("GET", "/openapi.json"): ("/openapi.json", None, 200),
+    ("GET", "/api/access"): ("/api/access", None, 200),
+    ("PUT", "/api/access"): ("/api/access", {"allowed_domains": ["example.org"]}, 200),
     ("POST", "/api/launch"): ("/api/launch", {"num_vms": 1}, 202),
+    # An unknown hostname: the route itself answers (404 naming it), so the caller got past auth.
     ("POST", "/api/destroy"): ("/api/destroy", {"hostnames": ["lablink-vm-test-99"]}, 404),
     ("GET", "/api/operations/{operation_id}"): ("/api/operations/{operation}", None, 200),
     ("GET", "/api/pool"): ("/api/pool", None, 200),
@@ -55,6 +59,8 @@ def expected(auth: Auth, credentials: str, ok: int) -> int:
 def world(gateway, db, vm_factory):
     vm, vm_token = vm_factory(1)
     other, other_token = vm_factory(2)
+    vm_factory(3)  # request_vm claims one VM per caller (a new email each: a repeat would need its claim token)
+    vm_factory(4)
     operation = str(db.operations.create("destroy", []))
     return {"vm": vm, "vm_token": vm_token, "other_token": other_token, "operation": operation}
 
@@ -64,15 +70,15 @@ def test_auth(gateway, world, route):
     """The four kinds of caller in turn (the right one last: it may change the data)."""
     path, body, ok = SAMPLES[(route.method, route.path)]
     path = path.format(**world)
-    if body is not None:
-        body = {k: (v.format(**world) if isinstance(v, str) else v) for k, v in body.items()}
     if route.auth is Auth.VM:
         headers = {"none": {}, "wrong": bearer("not-a-token-" + "y" * 30), "other_vm": bearer(world["other_token"]), "right": bearer(world["vm_token"])}
     else:
         headers = {"none": {}, "wrong": basic("admin", ADMIN_PASSWORD + "x"), "other_vm": bearer(world["other_token"]), "right": ADMIN}
     seen = {}
     for credentials in CREDENTIALS:
-        answer = gateway.request(route.method, path, json_body=body, headers=headers[credentials])
+        values = {**world, "credentials": credentials}
+        json_body = None if body is None else {k: (v.format(**values) if isinstance(v, str) else v) for k, v in body.items()}
+        answer = gateway.request(route.method, path, json_body=json_body, headers=headers[credentials])
         seen[credentials] = answer.status
         if answer.status == 401:
             assert answer.header("WWW-Authenticate") == "Basic"

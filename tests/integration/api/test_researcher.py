@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from api_support import ENVIRONMENT
 from db_probe import vm_of_email
 
@@ -29,7 +31,11 @@ def test_empty_pool_then_assigned_then_same_vm(gateway, db, vm_factory):
     assert hostname == f"lablink-vm-{ENVIRONMENT}-1" and pin.isdigit() and len(pin) == 6
     assert vm_of_email(db, "ada@example.org")["crdcommand"] == CANONICAL
 
-    again = request_vm(gateway, "ada@example.org", CRD.replace("4/0AbCd_e-F", "4/0NewCode"))
+    again = gateway.request(
+        "POST",
+        "/api/request_vm",
+        json_body={"email": "ada@example.org", "crd_command": CRD.replace("4/0AbCd_e-F", "4/0NewCode"), "claim_token": first.json()["claim_token"]},
+    )
     assert again.status == 200 and again.json()["hostname"] == hostname
     assert "updated" in again.json()["message"]
     assert "4/0NewCode" in vm_of_email(db, "ada@example.org")["crdcommand"]
@@ -53,7 +59,9 @@ def test_the_page_shows_the_free_count_and_posts_relative(gateway, vm_factory):
     page = gateway.request("GET", "/")
     assert page.status == 200 and page.header("Content-Type").startswith("text/html")
     assert '<strong id="free-count">2</strong>' in page.text
-    assert 'action="api/request_vm"' in page.text and 'fetch("api/unassigned_vms_count")' in page.text
+    assert 'action="api/request_vm"' in page.text
+    script = re.search(r'<script src="(static/researcher\.js\?v=\w+)"></script>', page.text)
+    assert script and 'fetch("api/unassigned_vms_count")' in gateway.request("GET", "/" + script.group(1)).text
     assert '<base href="/prod/">' in page.text  # API Gateway's stage prefix
 
 

@@ -20,7 +20,7 @@ from db_probe import (
 )
 
 from lablink.config import LogsConfig
-from lablink.db.errors import NoFreeVm, UnknownVm
+from lablink.db.errors import ClaimRefused, NoFreeVm, UnknownVm
 from lablink.db.vm_logs import LOGS_TAIL_EVENTS
 from lablink.models import LogEvent
 
@@ -70,12 +70,12 @@ def test_updates_of_an_unknown_vm_report_false(db):
         db.startup.record("nope", {"cloud_init_duration_seconds": 1})
 
 
-def test_get_all_vms_lists_every_column_but_logs_and_token(db):
+def test_get_all_vms_lists_every_column_but_logs_and_tokens(db):
     db.vms.insert("vm-2")
     db.vms.insert("vm-1")
     vms = db.vms.list_all()
     assert [vm["hostname"] for vm in vms] == ["vm-2", "vm-1"]  # oldest first
-    expected = [c for c in column_names(db) if c not in ("logs", "token_hash")]
+    expected = [c for c in column_names(db) if c not in ("logs", "token_hash", "claim_token_hash")]
     assert list(vms[0].keys()) == expected
     assert db.vms.list_hostnames() == ["vm-1", "vm-2"]
 
@@ -142,13 +142,24 @@ def test_the_same_email_gets_its_own_vm_back_with_new_command_and_pin(db):
     db.vms.insert("vm-1", status="running")
     db.vms.insert("vm-2", status="running")
     first = db.assignments.claim("ada@example.org", "cmd-1")
-    again = db.assignments.claim("ada@example.org", "cmd-2")
+    again = db.assignments.claim("ada@example.org", "cmd-2", first.claim_token)
     assert again.hostname == first.hostname
-    assert again.rejoined is True
+    assert again.rejoined is True and again.claim_token == first.claim_token
     vm = db.vms.get(first.hostname)
     assert vm["crdcommand"] == "cmd-2"
     assert vm["pin"] == again.pin
     assert db.assignments.count_free() == 1
+
+
+def test_the_same_email_without_its_claim_token_is_refused_and_changes_nothing(db):
+    db.vms.insert("vm-1", status="running")
+    db.vms.insert("vm-2", status="running")
+    first = db.assignments.claim("ada@example.org", "cmd-1")
+    before = db.vms.list_all()
+    for token in (None, "not-the-token"):
+        with pytest.raises(ClaimRefused):
+            db.assignments.claim("ada@example.org", "cmd-2", token)
+    assert db.vms.list_all() == before and db.vms.get(first.hostname)["crdcommand"] == "cmd-1"
 
 
 def test_no_free_vm_is_said_clearly_and_changes_nothing(db):

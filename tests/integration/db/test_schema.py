@@ -59,7 +59,7 @@ def test_seed_columns_are_kept_exactly_and_first(database_url):
     columns = _columns(database_url)
     assert columns[: len(SEED_COLUMNS)] == SEED_COLUMNS
     added = [c[0] for c in columns[len(SEED_COLUMNS) :]]
-    assert added == ["token_hash", "instance_id", "assigned_at", "last_seen_at", "inuse_changed_at"]
+    assert added == ["token_hash", "instance_id", "assigned_at", "last_seen_at", "claim_token_hash", "inuse_changed_at"]
 
 
 def test_hostname_is_the_primary_key(database_url):

@@ -11,11 +11,18 @@ import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lablink import environment
+from lablink.models import (
+    ACCESS_CODE_MAX_LENGTH,
+    ACCESS_CODE_MIN_LENGTH,
+    ACCESS_LIST_MAX_ENTRIES,
+    DOMAIN_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+)
 
 
 class _Section(BaseModel):
@@ -61,6 +68,27 @@ class AppConfig(_Section):
 class FleetConfig(_Section):
     max_launch_per_request: int = Field(500, ge=1, le=500)
     max_vms: int = Field(500, ge=1, le=10_000)
+    # RunInstances calls of one launch step at a time, and tries of each (see lablink.fleet.ec2).
+    launch_concurrency: int = Field(16, ge=1, le=64)
+    launch_attempts: int = Field(5, ge=1, le=10)
+
+
+class ResearcherConfig(_Section):
+    """Rate limits of POST /api/request_vm, counted in fixed windows (a burst across a window
+    boundary may get up to twice a limit). A 429 claims nothing."""
+
+    # Every attempt of one source address counts (also those refused later, e.g. for a wrong
+    # access code). A workshop room is often one NAT address: 300 participants each asking
+    # about twice (a double click, a reload, a mistyped CRD code) in the same minute are
+    # ~600 attempts, so 1200 per minute leaves them twice that margin; a flood from one
+    # address still stops after 1200 a minute (the access gate and the optional WAF stop it
+    # sooner).
+    attempts_per_address: int = Field(1200, ge=1, le=1_000_000)
+    address_window_s: int = Field(60, ge=1, le=86_400)
+    # The attempts for one email: a person asks a few times (reload, new CRD code); more than
+    # 10 a minute is a script (e.g. guessing at another's claim).
+    attempts_per_email: int = Field(10, ge=1, le=1_000_000)
+    email_window_s: int = Field(60, ge=1, le=86_400)
 
 
 class StartupScriptConfig(_Section):
@@ -89,6 +117,29 @@ class ListenerConfig(_Section):
     def max_wait_seconds(self) -> int:
         """The longest `wait=` the listener accepts: it ends before the load balancer gives up."""
         return self.idle_timeout_seconds - LISTENER_WAIT_MARGIN_SECONDS
+
+
+def _lower_case(entries: list[str]) -> list[str]:
+    return [entry.strip().lower() for entry in entries]
+
+
+class AccessConfig(_Section):
+    """The access gate of request_vm until the admin sets it at run time (PUT /api/access).
+    Shape checks only: every function parses this model at cold start (email-validator, which
+    the admin route uses, costs ~175 ms to import)."""
+
+    # A shared room code (on the whiteboard), not a secret of the deployment; None: no code.
+    code: str | None = Field(
+        None, min_length=ACCESS_CODE_MIN_LENGTH, max_length=ACCESS_CODE_MAX_LENGTH, pattern=r"^\S(.*\S)?$"
+    )
+    allowed_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=EMAIL_MAX_LENGTH)]] = (
+        Field(default_factory=list, max_length=ACCESS_LIST_MAX_ENTRIES)
+    )
+    allowed_domains: list[Annotated[str, Field(pattern=r"^[^@\s.]+(\.[^@\s.]+)+$", max_length=DOMAIN_MAX_LENGTH)]] = (
+        Field(default_factory=list, max_length=ACCESS_LIST_MAX_ENTRIES)
+    )
+
+    _lists_in_lower_case = field_validator("allowed_emails", "allowed_domains")(_lower_case)
 
 
 class DeployConfig(_Section):
@@ -224,9 +275,11 @@ class LablinkConfig(_Section):
     machine: MachineConfig = MachineConfig()
     app: AppConfig = AppConfig()
     fleet: FleetConfig = FleetConfig()
+    researcher: ResearcherConfig = ResearcherConfig()
     startup_script: StartupScriptConfig = StartupScriptConfig()
     listener: ListenerConfig = ListenerConfig()
     logs: LogsConfig = LogsConfig()
+    access: AccessConfig = AccessConfig()
     deploy: DeployConfig = DeployConfig()
     pool: PoolConfig = PoolConfig()
     prices: PricesConfig = PricesConfig()

@@ -12,6 +12,7 @@ DB_NAME = "DB_NAME"  # the database on that server (the master secret does not n
 DB_HOST = "DB_HOST"  # the host to reach (the RDS Proxy for the functions)
 ADMIN_SECRET_ARN = "ADMIN_SECRET_ARN"  # the admin's HTTP Basic credentials
 PROVISION_FUNCTION_NAME = "PROVISION_FUNCTION_NAME"  # the provisioning step's function
+RECONCILE_FUNCTION_NAME = "RECONCILE_FUNCTION_NAME"  # the pool reconciler, kicked after each claim
 LAUNCH_TEMPLATE_ID = "LAUNCH_TEMPLATE_ID"  # the client VMs' EC2 launch template
 CLIENT_SUBNET_IDS = "CLIENT_SUBNET_IDS"  # comma-separated subnets for the client VMs
 CLIENT_LOG_GROUP = "CLIENT_LOG_GROUP"  # the log group the client VMs write to

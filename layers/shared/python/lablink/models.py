@@ -9,6 +9,13 @@ from enum import StrEnum
 HOSTNAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 HOSTNAME_RE = re.compile(HOSTNAME_PATTERN)
 EMAIL_MAX_LENGTH = 254
+DOMAIN_MAX_LENGTH = 253
+
+# The access gate (lablink/access.py): a workshop code typed by every participant of a room,
+# and how many emails or domains each allow-list holds at most.
+ACCESS_CODE_MIN_LENGTH = 4
+ACCESS_CODE_MAX_LENGTH = 64
+ACCESS_LIST_MAX_ENTRIES = 1000
 
 
 class VmStatus(StrEnum):
@@ -47,6 +54,8 @@ class Assignment:
     pin: str
     # True when the email already held this VM: its command and PIN were replaced.
     rejoined: bool
+    # The claim's token (a new claim's fresh one, a rejoin's as presented): never stored.
+    claim_token: str
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,21 @@ tracer = Tracer(auto_patch=False, provider=_XRayOnFirstUse())
 metrics = Metrics(namespace=NAMESPACE)
 
 
+def traced(handler):
+    """The handler in an X-Ray subsegment, without its response or its error as metadata:
+    either may hold a PIN, a claim token, a VM token, a CRD code or a password, and trace
+    metadata is readable by anyone allowed to read traces. Set here, in the code, rather than
+    by POWERTOOLS_TRACER_CAPTURE_* in the stack: an explicit choice wins over those variables,
+    so no environment (the console, the local stack) can turn capture back on."""
+    return tracer.capture_lambda_handler(handler, capture_response=False, capture_error=False)
+
+
+def logged(correlation_id_path: str | None = None):
+    """Logger context for a handler; never the event (it holds the request's body and its
+    Authorization header), whatever POWERTOOLS_LOGGER_LOG_EVENT says."""
+    return logger.inject_lambda_context(correlation_id_path=correlation_id_path, log_event=False)
+
+
 def count(name: str, value: int = 1) -> None:
     """Add a business metric (EMF, flushed by the handler's log_metrics)."""
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -37,6 +37,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/", Function.REQUEST, Auth.PUBLIC),
     Route("GET", "/api/unassigned_vms_count", Function.REQUEST, Auth.PUBLIC),
     Route("POST", "/api/request_vm", Function.REQUEST, Auth.PUBLIC),
+    Route("GET", "/static/{name}", Function.REQUEST, Auth.PUBLIC),  # the pages' scripts and styles
     # Admin
     Route("GET", "/admin", Function.ADMIN, Auth.ADMIN),
     Route("GET", "/api/vms", Function.ADMIN, Auth.ADMIN),
@@ -45,6 +46,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/status", Function.ADMIN, Auth.ADMIN),
     Route("GET", "/api/vm-logs/{hostname}", Function.ADMIN, Auth.ADMIN),
     Route("GET", "/api/export-metrics", Function.ADMIN, Auth.ADMIN),
+    Route("GET", "/api/access", Function.ADMIN, Auth.ADMIN),
+    Route("PUT", "/api/access", Function.ADMIN, Auth.ADMIN),
     Route("GET", "/openapi.json", Function.ADMIN, Auth.PUBLIC),
     Route("GET", "/api/pool", Function.ADMIN, Auth.ADMIN),
     Route("PUT", "/api/pool", Function.ADMIN, Auth.ADMIN),

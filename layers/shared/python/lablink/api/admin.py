@@ -1,4 +1,5 @@
-"""Admin read routes (HTTP Basic, checked by the authorizer) and the public OpenAPI document."""
+"""Admin routes (HTTP Basic, checked by the authorizer): the reads, the access gate's
+settings, and the public OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from lablink.access import KEEP_CODE, AccessRules, current_rules, update_rules
 from lablink.api.http import ApiError, ExportFormat, HostnamePath, export_response, make_resolver
-from lablink.api.models import VmLogsOut, VmStatusOut
+from lablink.api.models import AccessOut, AccessUpdate, VmLogsOut, VmStatusOut
 from lablink.api.pool import router as pool_router
 from lablink.db.errors import UnknownVm
 from lablink.db.tables import VmRow
-from lablink.pages.admin import admin_page
+from lablink.pages.admin import access_html, admin_page
 from lablink.phases import PHASES, TOTAL_COLUMN
-from lablink.runtime import database
+from lablink.runtime import config, database
 
 app = make_resolver()
 
@@ -45,7 +47,9 @@ def _vms() -> list[VmRow]:
 
 @app.get("/admin", summary="The admin page: a table of every VM")
 def admin_dashboard() -> Response[str]:
-    return Response(status_code=200, content_type=content_types.TEXT_HTML, body=admin_page(app.current_event.raw_event, _vms()))
+    rules = current_rules(database("admin"), config().access)
+    access = access_html(rules.code_required, rules.allowed_emails, rules.allowed_domains)
+    return Response(status_code=200, content_type=content_types.TEXT_HTML, body=admin_page(app.current_event.raw_event, _vms(), access))
 
 
 @app.get("/api/vms", summary="Every VM with every column except the logs (CRD --code masked)")
@@ -88,6 +92,34 @@ def vm_logs(hostname: HostnamePath) -> VmLogsOut:
 def export_metrics(format: Annotated[ExportFormat, Query(description="csv or json")] = ExportFormat.json) -> Response[str]:  # noqa: A002
     rows = [{key: _jsonable(vm.get(key)) for key in METRIC_COLUMNS} for vm in database("admin").vms.list_all()]
     return export_response(format, "vms", METRIC_COLUMNS, rows, "lablink-metrics.csv")
+
+
+def _access_out(rules: AccessRules) -> AccessOut:
+    return AccessOut(code_required=rules.code_required, allowed_emails=list(rules.allowed_emails), allowed_domains=list(rules.allowed_domains))
+
+
+@app.get("/api/access", summary="The access gate of request_vm (whether a code is required, never the code)")
+def get_access() -> AccessOut:
+    return _access_out(current_rules(database("admin"), config().access))
+
+
+@app.put(
+    "/api/access",
+    summary="Set the access gate of request_vm: workshop code, allowed emails and domains",
+    description="A field left out is kept (so a partial update never removes the code); "
+    '"code": null removes the code; empty lists let every email through. '
+    "A listed domain also admits its subdomains. Takes effect on the next request, no redeploy.",
+    responses={422: {"description": "An invalid email or domain, a code too short or long, or too many entries"}},
+)
+def put_access(update: AccessUpdate) -> AccessOut:
+    rules = update_rules(
+        database("admin"),
+        config().access,
+        code=update.code if "code" in update.model_fields_set else KEEP_CODE,
+        allowed_emails=update.allowed_emails,
+        allowed_domains=update.allowed_domains,
+    )
+    return _access_out(rules)
 
 
 @app.get("/openapi.json", summary="This API's OpenAPI document")

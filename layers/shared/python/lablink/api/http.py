@@ -1,5 +1,6 @@
 """What every API function shares: the resolver with validation, the error format of
-API.md (503 with Retry-After while the database is unreachable) and the 1 MiB body limit."""
+API.md (503 with Retry-After while the database is unreachable), the 1 MiB body limit and
+the browser protections of lablink.api.security."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError, Servic
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
+from lablink.api.security import RequestRefused, add_security_headers, check_admin_write
 from lablink.db.errors import DatabaseUnreachable
 from lablink.models import HOSTNAME_PATTERN
 from lablink.observability import logger
@@ -137,29 +139,34 @@ def body_size(event: Mapping) -> int:
     return len(body.encode("utf-8", "surrogatepass")) if isinstance(body, str) else len(body)
 
 
+def _refusal(status: int, message: str) -> dict:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"error": message}),
+        "isBase64Encoded": False,
+    }
+
+
 def resolve(app: APIGatewayRestResolver, event: dict, context: Any) -> dict:
-    """Answer one API Gateway proxy event (413 before parsing when the body is too large)."""
+    """Answer one API Gateway proxy event, with the security headers: 413 before parsing when
+    the body is too large; an admin write from another origin or not in JSON refused before
+    any route runs (lablink.api.security)."""
+    return add_security_headers(_answer(app, event, context))
+
+
+def _answer(app: APIGatewayRestResolver, event: dict, context: Any) -> dict:
     if body_size(event) > MAX_BODY_BYTES:
-        return {
-            "statusCode": 413,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": '{"error": "The request body is larger than 1 MiB."}',
-            "isBase64Encoded": False,
-        }
+        return _refusal(413, "The request body is larger than 1 MiB.")
     if _multipart_without_boundary(event):
-        return {
-            "statusCode": 400,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": '{"error": "The multipart/form-data body has no boundary."}',
-            "isBase64Encoded": False,
-        }
+        return _refusal(400, "The multipart/form-data body has no boundary.")
+    try:
+        check_admin_write(event)
+    except RequestRefused as refused:
+        logger.warning("admin write refused", extra={"status": refused.status, "resource": event.get("resource")})
+        return _refusal(refused.status, refused.message)
     if not _body_is_object_or_not_json(event):
-        return {
-            "statusCode": 422,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": '{"error": "The request body must be a JSON object."}',
-            "isBase64Encoded": False,
-        }
+        return _refusal(422, "The request body must be a JSON object.")
     return app.resolve(event, context)
 
 

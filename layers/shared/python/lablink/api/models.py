@@ -6,9 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
-from lablink.models import HOSTNAME_PATTERN
+from lablink.models import (
+    ACCESS_CODE_MAX_LENGTH,
+    ACCESS_CODE_MIN_LENGTH,
+    ACCESS_LIST_MAX_ENTRIES,
+    DOMAIN_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+    HOSTNAME_PATTERN,
+)
 
 Hostname = Annotated[str, StringConstraints(pattern=HOSTNAME_PATTERN, strict=True)]
 Seconds = StrictFloat | StrictInt
@@ -30,6 +37,8 @@ class AssignmentOut(BaseModel):
     hostname: str
     pin: str
     message: str
+    # Send it back (field claim_token) to ask again for this email's VM.
+    claim_token: str
 
 
 class LaunchRequest(_Body):
@@ -93,6 +102,49 @@ class VmLogsOut(BaseModel):
     # Events (and their bytes) not stored because the VM's ingest window was full.
     dropped_events: int
     dropped_bytes: int
+
+
+# -- The access gate (GET/PUT /api/access) ---------------------------------------------------
+
+
+def _valid_email(text: str) -> str:
+    from email_validator import EmailNotValidError, validate_email  # only this route needs it (~175 ms to import)
+
+    try:
+        return validate_email(text.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        raise ValueError(f"{text!r} is not a valid email address: {error}") from None
+
+
+def _valid_domain(text: str) -> str:
+    """A domain is valid when an address at it would be (same validator, same IDNA rules)."""
+    return _valid_email("participant@" + text.strip().removeprefix("@")).partition("@")[2]
+
+
+AllowedEmail = Annotated[str, StringConstraints(strict=True, max_length=EMAIL_MAX_LENGTH), AfterValidator(_valid_email)]
+AllowedDomain = Annotated[str, StringConstraints(strict=True, max_length=DOMAIN_MAX_LENGTH), AfterValidator(_valid_domain)]
+
+
+class AccessUpdate(_Body):
+    code: (
+        Annotated[
+            str,
+            StringConstraints(strict=True, strip_whitespace=True, min_length=ACCESS_CODE_MIN_LENGTH, max_length=ACCESS_CODE_MAX_LENGTH),
+        ]
+        | None
+    ) = Field(None, description="The workshop's access code (a room code shared with participants); null removes it; omitted: kept.")
+    allowed_emails: list[AllowedEmail] | None = Field(
+        None, max_length=ACCESS_LIST_MAX_ENTRIES, description="Emails that may request a VM; omitted: kept."
+    )
+    allowed_domains: list[AllowedDomain] | None = Field(
+        None, max_length=ACCESS_LIST_MAX_ENTRIES, description="Email domains (and their subdomains) that may request a VM; omitted: kept."
+    )
+
+
+class AccessOut(BaseModel):
+    code_required: bool
+    allowed_emails: list[str]
+    allowed_domains: list[str]
 
 
 class RecycleAccepted(OperationAccepted):

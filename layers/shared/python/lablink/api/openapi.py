@@ -9,6 +9,7 @@ from functools import cache
 from importlib import import_module
 
 from lablink.api.http import OPENAPI_TITLE, OPENAPI_VERSION
+from lablink.api.security import WRITE_METHODS
 from lablink.routes import ROUTES, Auth, Function
 
 SECURITY_SCHEMES = {
@@ -46,6 +47,10 @@ _CONTENT_OF = {
         "application/json": {"schema": {"type": "object", "properties": {key: {"type": "array"}}}},
     }
     for path, key in (("/api/export-metrics", "vms"), ("/api/history", "history"))
+}
+_CONTENT_OF[("get", "/static/{name}")] = {
+    "text/css": {"schema": {"type": "string"}},
+    "text/javascript": {"schema": {"type": "string"}},
 }
 
 
@@ -94,6 +99,9 @@ def openapi_document() -> dict:
                 operation.setdefault("responses", {})["401"] = {"description": "Missing or wrong credentials"}
             if route.auth is Auth.VM:
                 operation["responses"]["403"] = {"description": "The token belongs to another VM"}
+            if route.auth is Auth.ADMIN and route.method in WRITE_METHODS:
+                operation["responses"]["403"] = {"description": "Sent from another origin (cross-site): refused"}
+                operation["responses"]["415"] = {"description": "The body is not application/json"}
             _complete(method, path, operation)
     missing = {(route.method.lower(), route.path) for route in ROUTES} - {(m, p) for p, ops in paths.items() for m in ops}
     if missing:

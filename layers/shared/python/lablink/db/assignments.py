@@ -8,9 +8,10 @@ import time
 from psycopg2 import sql
 
 from lablink.db.connection import Connection
-from lablink.db.errors import NoFreeVm
+from lablink.db.errors import ClaimRefused, NoFreeVm
 from lablink.db.tables import FREE_POOL, VmTable
 from lablink.models import Assignment
+from lablink.tokens import hash_token, mint_token
 
 # Pauses before each new attempt when the claim skipped free VMs whose rows were locked (a log
 # batch or a telemetry update holds a row lock for milliseconds): about 60 ms in all, then
@@ -29,7 +30,7 @@ class Assignments:
         self._claim = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended(%(email)s, 0)); ") + sql.SQL(
             """
             WITH own AS (
-                SELECT hostname, TRUE AS rejoined FROM {t}
+                SELECT hostname, claim_token_hash = ANY(%(token_hashes)s) AS holder FROM {t}
                 WHERE useremail = %(email)s
                 FOR UPDATE
             ), free AS (
@@ -40,7 +41,8 @@ class Assignments:
                 FOR UPDATE SKIP LOCKED
                 LIMIT 1
             ), target AS (
-                SELECT * FROM own UNION ALL SELECT * FROM free LIMIT 1
+                SELECT hostname, TRUE AS rejoined FROM own WHERE holder
+                UNION ALL SELECT * FROM free LIMIT 1
             ), claimed AS (
                 UPDATE {t} AS vm
                    SET useremail = %(email)s,
@@ -48,21 +50,28 @@ class Assignments:
                        pin = %(pin)s,
                        inuse = FALSE,
                        status = 'assigned',
+                       claim_token_hash = CASE WHEN target.rejoined THEN vm.claim_token_hash ELSE %(new_hash)s END,
                        assigned_at = CASE WHEN target.rejoined THEN vm.assigned_at ELSE now() END
                   FROM target
                  WHERE vm.hostname = target.hostname
-                RETURNING vm.hostname, vm.pin, target.rejoined
+                RETURNING vm.hostname, vm.pin, vm.claim_token_hash, target.rejoined
             )
-            SELECT claimed.hostname, claimed.pin, claimed.rejoined,
+            SELECT claimed.hostname, claimed.pin, claimed.claim_token_hash, claimed.rejoined,
+                   EXISTS (SELECT 1 FROM own) AS held,
                    CASE WHEN claimed.hostname IS NULL THEN EXISTS (SELECT 1 FROM {t} WHERE {free}) END AS free_skipped
               FROM (VALUES (1)) AS always (one) LEFT JOIN claimed ON TRUE
             """
         ).format(t=table.identifier, free=FREE_POOL)
         self._count_free = sql.SQL("SELECT count(*) AS n FROM {t} WHERE {free}").format(t=table.identifier, free=FREE_POOL)
 
-    def claim(self, email: str, crd_command: str) -> Assignment:
-        """Give ``email`` a VM: its own when it has one (command and PIN replaced), else one
-        running, unassigned VM claimed with FOR UPDATE SKIP LOCKED, in one UPDATE.
+    def claim(self, email: str, crd_command: str, claim_token: str | None = None) -> Assignment:
+        """Give ``email`` a VM: its own when it has one and ``claim_token`` is that claim's
+        token (command and PIN replaced, token kept), else one running, unassigned VM claimed
+        with FOR UPDATE SKIP LOCKED, in one UPDATE, with a fresh claim token. Raises
+        ClaimRefused, changing nothing, when the email holds a VM and the token is not its own.
+
+        The token minted for this call also counts as the holder's: a statement retried on a
+        fresh connection after its first run committed finds its own claim and answers it.
 
         Requests of one email are serialized by a transaction-scoped advisory lock taken by a
         statement sent just before in the same query string (one round trip, one implicit
@@ -77,10 +86,15 @@ class Assignments:
         otherwise the claim is tried again after a short pause, a bounded number of times
         (SKIPPED_ROW_RETRY_PAUSES_S).
         """
+        fresh_token = mint_token()
+        tokens = {hash_token(token): token for token in (claim_token, fresh_token) if token}
+        params = {"email": email, "command": crd_command, "token_hashes": list(tokens), "new_hash": hash_token(fresh_token)}
         for pause in (*SKIPPED_ROW_RETRY_PAUSES_S, None):
-            row = self._conn.one(self._claim, {"email": email, "command": crd_command, "pin": new_pin()})
+            row = self._conn.one(self._claim, {**params, "pin": new_pin()})
             if row is not None and row["hostname"] is not None:
-                return Assignment(row["hostname"], row["pin"], row["rejoined"])
+                return Assignment(row["hostname"], row["pin"], row["rejoined"], tokens[row["claim_token_hash"]])
+            if row is not None and row["held"]:
+                raise ClaimRefused("This email already has a VM; ask again from the browser that got it, or with its claim token.")
             if pause is None or not (row and row["free_skipped"]):
                 break
             time.sleep(pause)

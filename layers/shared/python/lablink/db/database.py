@@ -22,10 +22,12 @@ from lablink.db.connection import Connection, database_url
 from lablink.db.tables import VmTable
 
 if TYPE_CHECKING:
+    from lablink.db.access import AccessSettings
     from lablink.db.assignments import Assignments
     from lablink.db.history import History
     from lablink.db.operations import Operations
     from lablink.db.pool import Pool
+    from lablink.db.rate_limits import RateLimits
     from lablink.db.startup import StartupTimes
     from lablink.db.vm_logs import VmLogs
     from lablink.db.vms import Vms
@@ -57,6 +59,12 @@ class Database:
         return Assignments(self.connection, self.table)
 
     @cached_property
+    def rate_limits(self) -> RateLimits:
+        from lablink.db.rate_limits import RateLimits
+
+        return RateLimits(self.connection)
+
+    @cached_property
     def startup(self) -> StartupTimes:
         from lablink.db.startup import StartupTimes
 
@@ -86,3 +94,9 @@ class Database:
         from lablink.db.history import History
 
         return History(self.connection, self.table)
+
+    @cached_property
+    def access(self) -> AccessSettings:
+        from lablink.db.access import AccessSettings
+
+        return AccessSettings(self.connection)

@@ -1,7 +1,7 @@
 """The tables and the typed rows that leave the data layer.
 
 The VM row's columns are those of the schema (sql/) minus the hidden ones (the bulky logs,
-the secret token hash), in the schema's order; a test compares them with the live table."""
+the secret token hashes), in the schema's order; a test compares them with the live table."""
 
 from __future__ import annotations
 
@@ -52,11 +52,12 @@ class OperationRow(TypedDict):
 
 
 VM_COLUMNS: tuple[str, ...] = tuple(get_type_hints(VmRow))
-HIDDEN_VM_COLUMNS = frozenset({"logs", "token_hash"})
+HIDDEN_VM_COLUMNS = frozenset({"logs", "token_hash", "claim_token_hash"})
 
 LOG_EVENTS = sql.Identifier("vm_log_events")
 OPERATIONS = sql.Identifier("operations")
 AUDIT = sql.Identifier("vm_audit")
+ACCESS_SETTINGS = sql.Identifier("access_settings")
 
 # Assignable: running and unassigned (the seed's rule, plus no email).
 FREE_POOL = sql.SQL("crdcommand IS NULL AND useremail IS NULL AND status = 'running'")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from lablink.pages.render import Markup, attribute, render, static
+from lablink.pages.render import Markup, attribute, render, static_url
 
 
 def base_href(event: Mapping) -> str:
@@ -25,13 +25,14 @@ def base_href(event: Mapping) -> str:
 
 def page(title: str, body: Markup, event: Mapping, *, wide: bool = False, stylesheet: str | None = None) -> str:
     """A whole page; ``wide`` lets it use the window's width (the dashboard's table), and
-    ``stylesheet`` names a static file of styles beyond the common ones."""
+    ``stylesheet`` names a static file of styles beyond the common ones. Styles and scripts
+    are files (lablink.api.assets), never inline: the Content-Security-Policy allows no other."""
     return render(
         "page.html",
         base=base_href(event),
         title=title,
-        style=static("page.css"),
-        page_style=static(stylesheet) if stylesheet else "",
+        style=static_url("page.css"),
+        page_style=render("stylesheet.html", href=static_url(stylesheet)) if stylesheet else "",
         body_class=attribute("class", wide and "wide"),
         body=body,
     )

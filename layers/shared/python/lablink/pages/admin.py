@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from lablink.pages import page
-from lablink.pages.render import Markup, join, render, static
+from lablink.pages.render import Markup, join, render, static_url
 from lablink.phases import PHASES, TOTAL_COLUMN
 
 # The chart's colour of each startup phase, in the order they happen.
@@ -154,13 +154,24 @@ def chart_html(vms: Sequence[Mapping]) -> Markup:
     return render("admin/chart.html", legend=legend, chart=phase_chart(vms))
 
 
-def admin_page(event: Mapping, vms: Sequence[Mapping]) -> str:
+def access_html(code_required: bool, allowed_emails: Sequence[str], allowed_domains: Sequence[str]) -> Markup:
+    """The access gate's form (saved by static/admin.js with PUT /api/access); the code itself is never shown."""
+    return render(
+        "admin/access.html",
+        code_state="Participants need the access code." if code_required else "No access code is required.",
+        emails="\n".join(allowed_emails),
+        domains="\n".join(allowed_domains),
+    )
+
+
+def admin_page(event: Mapping, vms: Sequence[Mapping], access: Markup) -> str:
     body = render(
         "admin/dashboard.html",
+        access=access,
         counts=counts_html(vms),
         table=table_html(vms),
         chart=chart_html(vms),
-        pool=render("admin/pool_panel.html", script=static("pool.js")),
-        script=static("admin.js"),
+        pool=render("admin/pool_panel.html", script=static_url("pool.js")),
+        script=static_url("admin.js"),
     )
     return page("LabLink admin", body, event, wide=True, stylesheet="admin.css")

@@ -1,11 +1,12 @@
 """The pages' renderer: template files whose ``{{ name }}`` slots are filled from keyword
 arguments, every value HTML-escaped unless it is ``Markup``, which only this module makes (a
-rendered template, a static file, an optional attribute). Escaping is the default, so a
+rendered template, an optional attribute). Escaping is the default, so a
 forgotten call cannot open a hole. The standard library is enough: no template engine on a
 Lambda cold start. Each file is read once per process."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from collections.abc import Iterable
@@ -75,7 +76,24 @@ def render(name: str, **values: object) -> Markup:
     return template(name).render(values)
 
 
+# The files of static/ the pages load, with their Content-Type: nothing else is served
+# (lablink.api.assets), so no path can reach another file.
+STATIC_TYPES = {
+    "page.css": "text/css; charset=utf-8",
+    "admin.css": "text/css; charset=utf-8",
+    "researcher.js": "text/javascript; charset=utf-8",
+    "admin.js": "text/javascript; charset=utf-8",
+}
+
+
 @cache
-def static(name: str) -> Markup:
-    """static/<name> (a stylesheet or a script), to inline in the page."""
-    return Markup((STATIC_DIR / name).read_text(encoding="utf-8"))
+def static_file(name: str) -> tuple[str, str]:
+    """static/<name> (one of STATIC_TYPES) and its version: a hash of its content."""
+    text = (STATIC_DIR / name).read_text(encoding="utf-8")
+    return text, hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def static_url(name: str) -> str:
+    """The file's URL relative to the page's <base>; the version in it lets a browser keep
+    the file until the next deployment changes it."""
+    return f"static/{name}?v={static_file(name)[1]}"

@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lablink.pages import page
-from lablink.pages.render import attribute, render, static
+from lablink.pages.render import attribute, render, static_url
 
 
-def index_page(event: Mapping, free_count: int, *, error: str | None = None, email: str = "", crd_command: str = "") -> str:
+def index_page(
+    event: Mapping, free_count: int, *, error: str | None = None, email: str = "", crd_command: str = "", code_required: bool = False
+) -> str:
+    """The request form; its "Access code" field only when the workshop has a code (never
+    filled in again after an error)."""
     body = render(
         "researcher/index.html",
         free_count=free_count,
@@ -18,7 +22,8 @@ def index_page(event: Mapping, free_count: int, *, error: str | None = None, ema
         notice=render("researcher/error.html", error=error) if error else "",
         email=email,
         crd_command=crd_command,
-        script=static("researcher.js"),
+        access_code_field=render("researcher/access_code.html") if code_required else "",
+        script=static_url("researcher.js"),
     )
     return page("LabLink", body, event)
 

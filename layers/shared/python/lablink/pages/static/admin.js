@@ -1,4 +1,4 @@
-// The admin dashboard's script (inlined by pages/admin.py): calls the admin API, follows
+// The admin dashboard's script (loaded by pages/admin.py from static/): calls the admin API, follows
 // launches and destroys, refreshes the counts, table and chart, shows and follows VM logs.
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -119,6 +119,25 @@
     if ($("log-follow").checked) logTimer = setInterval(loadLogs, 2000);
   });
   $("log-refresh").addEventListener("click", loadLogs);
+
+  // The access settings: the whole form as JSON (PUT /api/access). An empty code field keeps
+  // the current code; "No access code" removes it.
+  const entries = (text) => text.split(/[\s,;]+/).filter(Boolean);
+  $("access-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { allowed_emails: entries($("access-emails").value), allowed_domains: entries($("access-domains").value) };
+    const code = $("access-code").value.trim();
+    if ($("access-no-code").checked) body.code = null;
+    else if (code) body.code = code;
+    try {
+      const saved = await api("PUT", "api/access", body);
+      $("access-state").textContent = saved.code_required ? "Participants need the access code." : "No access code is required.";
+      $("access-emails").value = saved.allowed_emails.join("\n");
+      $("access-domains").value = saved.allowed_domains.join("\n");
+      $("access-code").value = ""; $("access-no-code").checked = false;
+      $("access-status").textContent = "saved " + new Date().toLocaleTimeString();
+    } catch (e) { $("access-status").textContent = "Error: " + e.message; }
+  });
   document.body.dataset.ready = "1";
   setInterval(refresh, 3000);
 })();

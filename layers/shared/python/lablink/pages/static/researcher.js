@@ -1,4 +1,4 @@
-// The request form's script (inlined by pages/researcher.py): keeps the count of free VMs
+// The request form's script (loaded by pages/researcher.py from static/): keeps the count of free VMs
 // current and stops a second submission.
 async function refreshCount() {
   try {

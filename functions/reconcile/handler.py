@@ -1,0 +1,18 @@
+"""The pool reconciler: run by its schedule every minute and kicked after each claim (both
+asynchronous invokes); one reconcile of lablink.pool.reconciler at the current time."""
+
+from datetime import UTC, datetime
+
+from lablink.observability import count, logger, metrics, tracer
+from lablink.pool.reconciler import Ec2Fleet, reconcile
+from lablink.runtime import config, database
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    cfg = config()
+    result = reconcile(database("reconcile"), Ec2Fleet.from_config(cfg), cfg, datetime.now(UTC))
+    count("PoolActions", len(result.actions))
+    return {"ran": result.ran, "actions": [action.action for action in result.actions]}
