@@ -124,7 +124,7 @@ def test_recycle_frees_the_email_records_recycled_and_a_fresh_vm_takes_its_place
     hostname = db.assignments.claim("ada@example.org", COMMAND).hostname
     old_instance = db.vms.get(hostname)["instance_id"]
 
-    answer = gateway.request("POST", f"/api/vms/{hostname}/recycle", headers=ADMIN)
+    answer = gateway.request("POST", f"/api/vms/{hostname}/recycle", json_body={}, headers=ADMIN)
     assert answer.status == 202, answer.text
     accepted = answer.json()
     assert provisioner.wait(60)
@@ -150,7 +150,7 @@ def test_reboot_keeps_the_assignment(gateway, provisioner, db, ec2):
     hostname = db.assignments.claim("ada@example.org", COMMAND).hostname
     instance_id = db.vms.get(hostname)["instance_id"]
 
-    answer = gateway.request("POST", f"/api/vms/{hostname}/reboot", headers=ADMIN)
+    answer = gateway.request("POST", f"/api/vms/{hostname}/reboot", json_body={}, headers=ADMIN)
     assert answer.status == 202, answer.text
     assert provisioner.wait(60)
     operation = gateway.request("GET", f"/api/operations/{answer.json()['operation_id']}", headers=ADMIN).json()
@@ -167,15 +167,15 @@ def test_reboot_keeps_the_assignment(gateway, provisioner, db, ec2):
 
 def test_recycle_and_reboot_of_unknown_vms_and_reboot_before_the_instance_and_recycle_twice(gateway, db):
     for action in ("recycle", "reboot"):
-        answer = gateway.request("POST", f"/api/vms/lablink-vm-{ENVIRONMENT}-99/{action}", headers=ADMIN)
+        answer = gateway.request("POST", f"/api/vms/lablink-vm-{ENVIRONMENT}-99/{action}", json_body={}, headers=ADMIN)
         assert answer.status == 404 and "lablink-vm-test-99" in answer.json()["error"]
-        assert gateway.request("POST", f"/api/vms/Not_A_Host/{action}", headers=ADMIN).status == 422
+        assert gateway.request("POST", f"/api/vms/Not_A_Host/{action}", json_body={}, headers=ADMIN).status == 422
     db.vms.insert(f"lablink-vm-{ENVIRONMENT}-1", status="initializing")  # its step has not started the instance
-    answer = gateway.request("POST", f"/api/vms/lablink-vm-{ENVIRONMENT}-1/reboot", headers=ADMIN)
+    answer = gateway.request("POST", f"/api/vms/lablink-vm-{ENVIRONMENT}-1/reboot", json_body={}, headers=ADMIN)
     assert answer.status == 409 and "no instance yet" in answer.json()["error"]
     # A destroy of it is under way: recycling it again would launch a second replacement.
     db.operations.create("destroy", [f"lablink-vm-{ENVIRONMENT}-1"])
-    answer = gateway.request("POST", f"/api/vms/lablink-vm-{ENVIRONMENT}-1/recycle", headers=ADMIN)
+    answer = gateway.request("POST", f"/api/vms/lablink-vm-{ENVIRONMENT}-1/recycle", json_body={}, headers=ADMIN)
     assert answer.status == 409 and "already being destroyed" in answer.json()["error"]
     assert db.vms.get(f"lablink-vm-{ENVIRONMENT}-1")["useremail"] is None
     assert operation_kinds(db) == ["destroy"]  # no replacement launch
@@ -183,11 +183,9 @@ def test_recycle_and_reboot_of_unknown_vms_and_reboot_before_the_instance_and_re
 
 def test_history_survives_destroy_all_as_json_and_csv(gateway, provisioner, db):
     _running_vms(gateway, provisioner, db, 2)
-    for email in ("ada@example.org", "bob@example.org"):
-        db.assignments.claim(email, COMMAND)
-    db.startup.record(
-        db.assignments.claim("ada@example.org", COMMAND).hostname, {"cloud_init_duration_seconds": 12.345}
-    )
+    ada = db.assignments.claim("ada@example.org", COMMAND).hostname
+    db.assignments.claim("bob@example.org", COMMAND)
+    db.startup.record(ada, {"cloud_init_duration_seconds": 12.345})
     assert gateway.request("POST", "/api/destroy", json_body={}, headers=ADMIN).status == 202
     assert provisioner.wait(60)
     assert db.vms.list_all() == []
@@ -218,7 +216,7 @@ def test_recycle_whose_step_cannot_start_holds_no_hostname(gateway, db, monkeypa
     dispatch.set_dispatcher(None)  # the Lambda invoke, with no function to invoke
     monkeypatch.delenv("PROVISION_FUNCTION_NAME", raising=False)
 
-    answer = gateway.request("POST", f"/api/vms/{hostname}/recycle", headers=ADMIN)
+    answer = gateway.request("POST", f"/api/vms/{hostname}/recycle", json_body={}, headers=ADMIN)
     assert answer.status == 502 and "released but not destroyed; recycle it again" in answer.json()["error"]
     assert db.pool.list_launching_hostnames() == []
     assert db.operations.list_launches_in_flight() == set()
