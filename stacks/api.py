@@ -223,8 +223,9 @@ class ApiStack(Stack):
                 conditions={"StringEquals": {"ec2:CreateAction": "RunInstances"}},
             ),
             iam.PolicyStatement(
-                sid="TerminateOwnInstances",
-                actions=["ec2:TerminateInstances"],
+                # RebootInstances: an admin's reboot of one VM (POST /api/vms/{hostname}/reboot).
+                sid="TerminateOrRebootOwnInstances",
+                actions=["ec2:TerminateInstances", "ec2:RebootInstances"],
                 resources=[arn("instance/*")],
                 conditions={"StringEquals": {f"aws:ResourceTag/{environment.DEPLOYMENT_TAG}": env_name}},
             ),

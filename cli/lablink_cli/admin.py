@@ -27,17 +27,17 @@ def client_from(args: argparse.Namespace) -> AdminClient:
     return AdminClient(args.url or os.environ.get("LABLINK_URL") or DEFAULT_URL, args.user or os.environ.get("LABLINK_ADMIN_USER") or "admin", password)
 
 
-def _print_json(value) -> None:
+def print_json(value) -> None:
     print(json.dumps(value, indent=2))
 
 
-def _follow_operation(client: AdminClient, accepted: dict, args: argparse.Namespace) -> int:
+def follow_operation(client: AdminClient, accepted: dict, args: argparse.Namespace) -> int:
     bar = ProgressBar() if not args.json else (lambda _: None)
     final = client.wait_operation(accepted["operation_id"], bar, poll=args.poll)
     if args.json:
-        _print_json({**final, "hostnames": accepted["hostnames"]})
+        print_json({**final, "hostnames": accepted["hostnames"]})
     else:
-        verb = "launched" if final["kind"] == "launch" else "destroyed"
+        verb = {"launch": "launched", "destroy": "destroyed", "reboot": "rebooted"}[final["kind"]]
         print(f"{final['kind']} {final['status']}: {final['done']} {verb}, {final['failed']} failed (operation {final['operation_id']})")
         if final.get("error"):
             print(f"error: {final['error']}", file=sys.stderr)
@@ -49,7 +49,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     accepted = client.launch(args.count)
     if not args.json:
         print(f"launching {len(accepted['hostnames'])} VMs: {', '.join(accepted['hostnames'])}")
-    return _follow_operation(client, accepted, args)
+    return follow_operation(client, accepted, args)
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
@@ -63,13 +63,13 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     accepted = client.destroy(args.hostnames or None)
     if not args.json:
         print(f"destroying {len(accepted['hostnames'])} VMs")
-    return _follow_operation(client, accepted, args)
+    return follow_operation(client, accepted, args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     counts = client_from(args).status()
     if args.json:
-        _print_json(counts)
+        print_json(counts)
         return 0
     rows = sorted(counts.items())
     print(table(["status", "VMs"], [*rows, ("total", sum(counts.values()))]))
@@ -79,7 +79,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_vms(args: argparse.Namespace) -> int:
     vms = client_from(args).vms()
     if args.json:
-        _print_json(vms)
+        print_json(vms)
         return 0
     if not vms:
         print("no VMs")
@@ -92,7 +92,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     client = client_from(args)
     text = client.logs(args.hostname)
     if args.json:
-        _print_json({"hostname": args.hostname, "logs": text})
+        print_json({"hostname": args.hostname, "logs": text})
         return 0
     if text:
         print(text, flush=True)
@@ -131,7 +131,7 @@ def _print_access(access: dict) -> None:
 def cmd_access(args: argparse.Namespace) -> int:
     access = client_from(args).access()
     if args.json:
-        _print_json(access)
+        print_json(access)
     else:
         _print_access(access)
     return 0
@@ -158,7 +158,7 @@ def access_changes(args: argparse.Namespace) -> dict:
 def cmd_access_set(args: argparse.Namespace) -> int:
     access = client_from(args).set_access(access_changes(args))
     if args.json:
-        _print_json(access)
+        print_json(access)
     else:
         _print_access(access)
     return 0
@@ -182,14 +182,20 @@ def _add_access_commands(commands, common: argparse.ArgumentParser) -> None:
     change.set_defaults(run=cmd_access_set)
 
 
-def add_commands(commands) -> None:
-    """Register the admin subcommands on the `lablink` parser's subparsers."""
+def common_options() -> argparse.ArgumentParser:
+    """The options every admin command takes: endpoint, credentials, --json."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", help=f"the API's root URL, stage included (default: $LABLINK_URL or {DEFAULT_URL})")
     common.add_argument("--user", help="admin user (default: $LABLINK_ADMIN_USER or admin)")
     common.add_argument("--password", help="admin password (default: $LABLINK_ADMIN_PASSWORD, else asked)")
     common.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     common.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    return common
+
+
+def add_commands(commands) -> None:
+    """Register the admin subcommands on the `lablink` parser's subparsers."""
+    common = common_options()
 
     launch = commands.add_parser("launch", parents=[common], help="launch N client VMs and show the progress")
     launch.add_argument("count", type=int, metavar="N")

@@ -113,6 +113,24 @@ class AdminClient:
         """PUT /api/access: the fields left out are kept."""
         return json.loads(self.call("PUT", "/api/access", changes)[2])
 
+    def pool(self) -> dict:
+        return self.get_json("/api/pool")
+
+    def set_pool(self, changes: dict) -> dict:
+        return json.loads(self.call("PUT", "/api/pool", changes)[2])
+
+    def pool_status(self) -> dict:
+        return self.get_json("/api/pool/status")
+
+    def history(self, fmt: str) -> str:
+        return self.call("GET", f"/api/history?format={urllib.parse.quote(fmt)}")[2].decode()
+
+    def recycle(self, hostname: str) -> dict:
+        return self.post_json(f"/api/vms/{urllib.parse.quote(hostname, safe='')}/recycle", {})
+
+    def reboot(self, hostname: str) -> dict:
+        return self.post_json(f"/api/vms/{urllib.parse.quote(hostname, safe='')}/reboot", {})
+
     def free_count(self) -> int:
         return self.get_json("/api/unassigned_vms_count", admin=False)["count"]
 

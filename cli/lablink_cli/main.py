@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from lablink.config import ConfigError
-from lablink_cli import admin, system
+from lablink_cli import admin, pool, system
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     system.add_system_commands(commands)
     admin.add_commands(commands)
+    pool.add_commands(commands)
     system.add_listener_command(commands)
     return parser
 

@@ -23,6 +23,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def duration(seconds: int) -> str:
+    """3h, 30m, 90s; "off" for 0 (the pool's durations turn their rule off at 0)."""
+    if not seconds:
+        return "off"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _seconds(value) -> str:
     return "" if value is None else f"{value:.1f}"
 

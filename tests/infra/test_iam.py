@@ -59,12 +59,12 @@ def test_instances_must_carry_the_deployment_tag(synth, lab_synth):
             resources = json.dumps(statement["Resource"])
             if "ec2:RunInstances" in actions and ("instance/*" in resources or "volume/*" in resources):
                 assert statement["Condition"]["StringEquals"][f"aws:RequestTag/{DEPLOYMENT_TAG}"] == environment
-            if "ec2:TerminateInstances" in actions:
+            if actions & {"ec2:TerminateInstances", "ec2:RebootInstances"}:
                 assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{DEPLOYMENT_TAG}": environment}}
             if "ec2:CreateTags" in actions:
                 assert statement["Condition"] == {"StringEquals": {"ec2:CreateAction": "RunInstances"}}
         granted = {a for s_ in statements for a in _actions(s_)}
-        assert {"ec2:RunInstances", "ec2:TerminateInstances", "iam:PassRole"} <= granted
+        assert {"ec2:RunInstances", "ec2:TerminateInstances", "ec2:RebootInstances", "iam:PassRole"} <= granted
 
 
 def test_instances_launch_only_from_the_fleets_template_and_network(synth):

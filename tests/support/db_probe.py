@@ -8,7 +8,7 @@ from psycopg2 import sql
 
 from lablink.db.database import Database
 from lablink.db.rate_limits import RATE_LIMITS
-from lablink.db.tables import AUDIT, FREE_POOL, LOG_EVENTS
+from lablink.db.tables import AUDIT, FREE_POOL, LOG_EVENTS, OPERATIONS
 from lablink.db.vm_logs import LOGS_TAIL_CHARS
 from lablink.tokens import hash_token, log_stream_name, mint_token
 
@@ -37,6 +37,12 @@ def free_hostnames(db: Database) -> list[str]:
         sql.SQL("SELECT hostname FROM {t} WHERE {free} ORDER BY createdat, hostname").format(t=db.table.identifier, free=FREE_POOL)
     )
     return [r["hostname"] for r in rows]
+
+
+def operation_kinds(db: Database) -> list[str]:
+    """The kind of every operation, oldest first."""
+    rows = db.connection.all(sql.SQL("SELECT kind FROM {} ORDER BY created_at").format(OPERATIONS))
+    return [r["kind"] for r in rows]
 
 
 def log_event_count(db: Database, hostname: str | None = None) -> int:

@@ -1,5 +1,5 @@
-"""The admin CLI's output helpers (following a bounded log tail, tables, the progress bar) and
-what `lablink access set` asks the API to change."""
+"""The admin CLI's output helpers (following a bounded log tail, tables, the progress bar, the
+pool's durations) and what `lablink access set` asks the API to change."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from lablink_cli.admin import access_changes
 from lablink_cli.client import ApiCallFailed
 from lablink_cli.main import build_parser
-from lablink_cli.output import ProgressBar, new_lines, table
+from lablink_cli.output import ProgressBar, duration, new_lines, table
+from lablink_cli.pool import parse_duration
 
 
 def test_new_lines_follow_a_tail_that_grows_and_drops_its_oldest_lines():
@@ -58,3 +59,8 @@ def test_access_set_sends_only_what_its_options_name():
         access_set()
     with pytest.raises(SystemExit):  # argparse: not both
         access_set("--code", "otter-42", "--no-code")
+
+
+def test_durations_read_and_print_in_the_largest_whole_unit():
+    assert [parse_duration(text) for text in ("90", "90s", "30m", "3h", " 0 ")] == [90, 90, 1800, 10800, 0]
+    assert [duration(seconds) for seconds in (0, 90, 1800, 10800, 5400)] == ["off", "90s", "30m", "3h", "90m"]

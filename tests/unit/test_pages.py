@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import shutil
 import subprocess
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -46,6 +47,15 @@ def test_base_href(path, full, expected):
 def test_admin_page_escapes_every_value():
     page = admin_page({"path": "/admin", "requestContext": {"path": "/admin"}}, [{"hostname": "h", "useremail": "<img src=x onerror=alert(1)>@x.org", "inuse": True}], NO_GATE)
     assert "<img" not in page and "&lt;img" in page
+
+
+def test_admin_page_shows_each_vms_last_report_its_actions_and_the_pool_panel():
+    seen = datetime(2026, 3, 2, 10, 15, 30, tzinfo=timezone(timedelta(hours=1)))
+    page = admin_page({"path": "/admin"}, [{"hostname": "vm-1", "inuse": True, "last_seen_at": seen}], NO_GATE)
+    assert "<td>yes</td>\n<td>2026-03-02 09:15:30 UTC</td>" in page
+    for action in ("recycle", "reboot"):
+        assert f'data-action="{action}" data-hostname="vm-1"' in page
+    assert 'id="pool-form"' in page and '<script src="static/pool.js?v=' in page  # the panel and its script
 
 
 TEMPLATE_NAMES = sorted(str(path.relative_to(TEMPLATES_DIR)) for path in TEMPLATES_DIR.rglob("*") if path.is_file())

@@ -28,6 +28,12 @@ SAMPLES = {
     # An unknown hostname: the route itself answers (404 naming it), so the caller got past auth.
     ("POST", "/api/destroy"): ("/api/destroy", {"hostnames": ["lablink-vm-test-99"]}, 404),
     ("GET", "/api/operations/{operation_id}"): ("/api/operations/{operation}", None, 200),
+    ("GET", "/api/pool"): ("/api/pool", None, 200),
+    ("PUT", "/api/pool"): ("/api/pool", {"min_free": 0}, 200),
+    ("GET", "/api/pool/status"): ("/api/pool/status", None, 200),
+    ("GET", "/api/history"): ("/api/history?format=csv", None, 200),
+    ("POST", "/api/vms/{hostname}/recycle"): ("/api/vms/{vm}/recycle", {}, 202),
+    ("POST", "/api/vms/{hostname}/reboot"): ("/api/vms/{vm}/reboot", {}, 409),  # the sample VM has no instance
     ("POST", "/api/vm-status"): ("/api/vm-status", {"hostname": "{vm}", "status": "running"}, 200),
     ("POST", "/api/vm-metrics/{hostname}"): ("/api/vm-metrics/{vm}", {"cloud_init_start": 1_700_000_000}, 200),
     ("POST", "/api/gpu_health"): ("/api/gpu_health", {"hostname": "{vm}", "gpu_status": "Healthy"}, 200),

@@ -36,6 +36,9 @@ def _body(route: Route, hostname: str) -> object:
         "/api/vm-metrics/{hostname}": {"cloud_init_start": 1_700_000_000},
         "/api/gpu_health": {"hostname": hostname, "gpu_status": "Healthy"},
         "/api/update_inuse_status": {"hostname": hostname, "status": True},
+        "/api/pool": {"min_free": 1},
+        "/api/vms/{hostname}/recycle": {},
+        "/api/vms/{hostname}/reboot": {},
         "/api/access": {"code": None},
     }.get(route.path) if route.method in ("POST", "PUT") else None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -183,27 +183,36 @@ class DeployConfig(_Section):
         return self
 
 
+# The longest duration of the pool policy: a year (longer is "off" in practice, and the policy's
+# INTEGER columns would refuse a value past 2**31 with a database error, not a 422).
+MAX_POOL_DURATION_S = 366 * 24 * 3600
+
+
 class PoolConfig(_Section):
     """The pool autopilot's policy (API.md, "Pool autopilot"): these are its defaults, and the
     same model validates what an admin stores (lablink.pool.policy)."""
 
     min_free: int = Field(0, ge=0, le=10_000)  # running, unassigned VMs to keep; 0: no refill
     max_vms: int = Field(500, ge=0, le=10_000)
-    idle_timeout_s: int = Field(0, ge=0)  # recycle a session not in use this long; 0: off
-    max_session_s: int = Field(0, ge=0)  # recycle a session this long after its assignment; 0: off
+    # recycle a session not in use this long; 0: off
+    idle_timeout_s: int = Field(0, ge=0, le=MAX_POOL_DURATION_S)
+    # recycle a session this long after its assignment; 0: off
+    max_session_s: int = Field(0, ge=0, le=MAX_POOL_DURATION_S)
     # LabLink's own rule: a VM initializing for 25 minutes is stale.
-    unhealthy_after_s: int = Field(1500, ge=1)
+    unhealthy_after_s: int = Field(1500, ge=1, le=MAX_POOL_DURATION_S)
     opens_at: datetime | None = None
     closes_at: datetime | None = None
-    prewarm_s: int = Field(900, ge=0)
+    prewarm_s: int = Field(900, ge=0, le=MAX_POOL_DURATION_S)
     paused: bool = False
 
     @field_validator("opens_at", "closes_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.utcoffset() is None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
             raise ValueError("give a time zone (2026-03-01T09:00:00Z, or +01:00)")
-        return value
+        return value.astimezone(UTC)  # shown in UTC (Z) whatever zone it was given or read in
 
     @model_validator(mode="after")
     def _consistent(self) -> PoolConfig:

@@ -3,29 +3,23 @@ settings, and the public OpenAPI document."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from lablink.access import KEEP_CODE, AccessRules, current_rules, update_rules
-from lablink.api.http import ApiError, make_resolver
+from lablink.api.http import ApiError, ExportFormat, HostnamePath, export_response, make_resolver
 from lablink.api.models import AccessOut, AccessUpdate, VmLogsOut, VmStatusOut
+from lablink.api.pool import router as pool_router
 from lablink.db.errors import UnknownVm
 from lablink.db.tables import VmRow
-from lablink.models import HOSTNAME_PATTERN
 from lablink.pages.admin import access_html, admin_page
 from lablink.phases import PHASES, TOTAL_COLUMN
 from lablink.runtime import config, database
 
 app = make_resolver()
-
-HostnamePath = Annotated[str, Path(pattern=HOSTNAME_PATTERN, description="lablink-vm-<env>-<n>")]
 
 # The startup metrics of export-metrics, in the seed's column order.
 METRIC_COLUMNS = ("hostname", "status", *(column for phase in PHASES for column in phase.columns), TOTAL_COLUMN, "createdat")
@@ -94,26 +88,10 @@ def vm_logs(hostname: HostnamePath) -> VmLogsOut:
     )
 
 
-class ExportFormat(StrEnum):
-    csv = "csv"
-    json = "json"
-
-
 @app.get("/api/export-metrics", summary="The startup metrics of every VM, as CSV or JSON")
 def export_metrics(format: Annotated[ExportFormat, Query(description="csv or json")] = ExportFormat.json) -> Response[str]:  # noqa: A002
     rows = [{key: _jsonable(vm.get(key)) for key in METRIC_COLUMNS} for vm in database("admin").vms.list_all()]
-    if format is ExportFormat.json:
-        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps({"vms": rows}))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=METRIC_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return Response(
-        status_code=200,
-        content_type="text/csv; charset=utf-8",
-        body=out.getvalue(),
-        headers={"Content-Disposition": 'attachment; filename="lablink-metrics.csv"'},
-    )
+    return export_response(format, "vms", METRIC_COLUMNS, rows, "lablink-metrics.csv")
 
 
 def _access_out(rules: AccessRules) -> AccessOut:
@@ -151,3 +129,4 @@ def openapi_json() -> dict:
     return openapi_document()
 
 
+app.include_router(pool_router)

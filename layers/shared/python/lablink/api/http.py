@@ -5,16 +5,21 @@ the browser protections of lablink.api.security."""
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from lablink.api.security import RequestRefused, add_security_headers, check_admin_write
 from lablink.db.errors import DatabaseUnreachable
+from lablink.models import HOSTNAME_PATTERN
 from lablink.observability import logger
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -28,6 +33,35 @@ _RETRY_LATER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 # Names of API.md in the generated OpenAPI document.
 OPENAPI_TITLE = "LabLink Serverless API"
 OPENAPI_VERSION = "1.0.0"
+
+HostnamePath = Annotated[str, Path(pattern=HOSTNAME_PATTERN, description="lablink-vm-<env>-<n>")]
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+
+
+def export_response(
+    format: ExportFormat,  # noqa: A002
+    key: str,
+    columns: Sequence[str],
+    rows: list[dict[str, Any]],
+    filename: str,
+) -> Response[str]:
+    """Rows as JSON ``{key: [...]}`` or as a CSV download with ``columns`` as its header."""
+    if format is ExportFormat.json:
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps({key: rows}))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(
+        status_code=200,
+        content_type="text/csv; charset=utf-8",
+        body=out.getvalue(),
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 class ApiError(Exception):

@@ -1,18 +1,20 @@
-"""Fleet routes (admin): launch and destroy answer 202 at once with an operation; the EC2
-work runs in the provisioning step (lablink.fleet.steps), started through lablink.fleet.dispatch."""
+"""Fleet routes (admin): launch, destroy, and recycle or reboot one VM answer 202 at once with
+an operation; the EC2 work runs in the provisioning step (lablink.fleet.steps), started through lablink.fleet.dispatch."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
-from lablink.api.http import ApiError, make_resolver
-from lablink.api.models import DestroyRequest, LaunchRequest, OperationAccepted, OperationOut
-from lablink.db.errors import FleetFull
+from lablink.api.http import ApiError, HostnamePath, make_resolver
+from lablink.api.models import DestroyRequest, LaunchRequest, OperationAccepted, OperationOut, RecycleAccepted
+from lablink.db.errors import FleetFull, UnknownVm
 from lablink.fleet import dispatch
 from lablink.observability import logger
+from lablink.pool import vm_actions
 from lablink.runtime import config, database
 
 app = make_resolver()
@@ -76,6 +78,60 @@ def destroy(body: Annotated[DestroyRequest, Body()]) -> Response[OperationAccept
     operation_id = db.operations.create("destroy", hostnames)
     _start({"kind": "destroy", "operation_id": str(operation_id), "hostnames": hostnames, "all": body.hostnames is None})
     return _accepted(str(operation_id), hostnames)
+
+
+@app.post(
+    "/api/vms/<hostname>/recycle",
+    summary="Recycle one VM: it is terminated, its researcher's email is free again, a fresh VM takes its place",
+    responses={
+        202: {"description": "Accepted: the destroy, and the launch of its replacement"},
+        409: {"description": "The VM is already being destroyed"},
+    },
+)
+def recycle(hostname: HostnamePath) -> Response[RecycleAccepted]:
+    try:
+        planned = vm_actions.recycle(database("launch"), config(), hostname, datetime.now(UTC))
+    except UnknownVm:
+        raise ApiError(404, f"No VM is named {hostname}.") from None
+    except vm_actions.BeingDestroyed:
+        raise ApiError(409, f"{hostname} is already being destroyed.") from None
+    try:
+        _start(planned.destroy)
+    except ApiError:
+        if planned.launch is not None:  # its hostname would stay reserved until the reconciler frees it
+            database("launch").operations.record_progress(
+                planned.launch["operation_id"], failed=1, error="the destroy it replaces could not be started"
+            )
+        message = f"The provisioning step could not be started: {hostname} is released but not destroyed; recycle it again."
+        raise ApiError(502, message) from None
+    if planned.launch is not None:
+        _start(planned.launch)
+    body = RecycleAccepted(
+        operation_id=planned.destroy["operation_id"],
+        hostnames=[hostname],
+        replacement_operation_id=planned.launch["operation_id"] if planned.launch else None,
+        replacement_hostnames=planned.launch["hostnames"] if planned.launch else [],
+    )
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.post(
+    "/api/vms/<hostname>/reboot",
+    summary="Reboot one VM's instance (EC2 RebootInstances); it keeps its assignment",
+    responses={
+        202: {"description": "Accepted: the reboot operation"},
+        409: {"description": "The VM has no instance yet"},
+    },
+)
+def reboot(hostname: HostnamePath) -> Response[OperationAccepted]:
+    try:
+        payload = vm_actions.reboot(database("launch"), hostname, datetime.now(UTC))
+    except UnknownVm:
+        raise ApiError(404, f"No VM is named {hostname}.") from None
+    except vm_actions.NoInstanceYet:
+        raise ApiError(409, f"{hostname} has no instance yet; there is nothing to reboot.") from None
+    _start(payload)
+    return _accepted(payload["operation_id"], [hostname])
 
 
 @app.get("/api/operations/<operation_id>", summary="Progress of a launch or destroy operation")

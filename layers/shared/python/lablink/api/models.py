@@ -3,6 +3,7 @@ from them). Unknown fields are ignored; wrong types are refused (strict: no "5" 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
@@ -144,3 +145,54 @@ class AccessOut(BaseModel):
     code_required: bool
     allowed_emails: list[str]
     allowed_domains: list[str]
+
+
+class RecycleAccepted(OperationAccepted):
+    """The destroy of the recycled VM, and the launch of the VM that takes its place."""
+
+    replacement_operation_id: str | None = Field(description="null when the fleet had no room for a replacement")
+    replacement_hostnames: list[str]
+
+
+class PoolPolicyChange(_Body):
+    """Any subset of the pool policy's fields (lablink.config.PoolConfig holds their rules; the
+    policy that results is checked whole). null clears opens_at or closes_at."""
+
+    min_free: StrictInt | None = None
+    max_vms: StrictInt | None = None
+    idle_timeout_s: StrictInt | None = None
+    max_session_s: StrictInt | None = None
+    unhealthy_after_s: StrictInt | None = None
+    opens_at: datetime | None = None
+    closes_at: datetime | None = None
+    prewarm_s: StrictInt | None = None
+    paused: StrictBool | None = None
+
+
+class PoolActionOut(BaseModel):
+    at: str
+    action: str
+    hostname: str | None
+    reason: str
+
+
+class PoolFailureOut(BaseModel):
+    at: str
+    operation_id: str
+    kind: str
+    status: str
+    error: str
+
+
+class PoolStatusOut(BaseModel):
+    free: int
+    assigned: int
+    booting: int
+    unhealthy: int
+    target_free: int
+    opens_at: str | None
+    closes_at: str | None
+    last_reconcile_at: str | None
+    cost_usd_so_far: float
+    actions: list[PoolActionOut] = Field(description="The latest 100 actions of the pool, newest first")
+    failures: list[PoolFailureOut] = Field(description="The latest failed or partly failed operations, newest first")

@@ -37,18 +37,20 @@ _PATH_ERRORS = {"404": "No such VM or operation"}
 _OPERATION_ERRORS = {
     ("post", "/api/launch"): {"409": "The fleet would go over its maximum size"},
     ("post", "/api/request_vm"): {"503": "No VM is free"},
+    ("put", "/api/pool"): {"422": "The pool policy that would result is not valid"},
 }
 _HTML_PAGES = {("get", "/"), ("get", "/admin")}
 _FORM_POSTS = {("post", "/api/request_vm")}  # also take JSON; a form post is answered with a page
 _CONTENT_OF = {
-    ("get", "/api/export-metrics"): {
+    ("get", path): {
         "text/csv": {"schema": {"type": "string"}},
-        "application/json": {"schema": {"type": "object", "properties": {"vms": {"type": "array"}}}},
-    },
-    ("get", "/static/{name}"): {
-        "text/css": {"schema": {"type": "string"}},
-        "text/javascript": {"schema": {"type": "string"}},
-    },
+        "application/json": {"schema": {"type": "object", "properties": {key: {"type": "array"}}}},
+    }
+    for path, key in (("/api/export-metrics", "vms"), ("/api/history", "history"))
+}
+_CONTENT_OF[("get", "/static/{name}")] = {
+    "text/css": {"schema": {"type": "string"}},
+    "text/javascript": {"schema": {"type": "string"}},
 }
 
 

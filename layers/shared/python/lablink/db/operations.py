@@ -1,4 +1,4 @@
-"""Launch and destroy operations: what the admin asked for, and how far the step has got."""
+"""Launch, destroy and reboot operations: what the admin asked for, and how far the step has got."""
 
 from __future__ import annotations
 
@@ -40,6 +40,29 @@ class Operations:
             (str(operation_id),),
         )
         return cast(OperationRow | None, row)
+
+    def count_destroys_in_flight(self, hostname: str) -> int:
+        """How many destroys still queued or running name this VM."""
+        return int(
+            self._conn.scalar(
+                sql.SQL(
+                    "SELECT count(*) FROM {} WHERE kind = 'destroy' AND status IN ('queued', 'running') "
+                    "AND %s = ANY(hostnames)"
+                ).format(OPERATIONS),
+                (hostname,),
+            )
+        )
+
+    def list_failures(self, limit: int = 10) -> list[Row]:
+        """The latest operations that failed in whole or in part, with their errors (an EC2
+        capacity or quota refusal shows here), newest first."""
+        return self._conn.all(
+            sql.SQL(
+                "SELECT updated_at AS at, operation_id::text, kind, status, error FROM {} "
+                "WHERE status IN ('failed', 'partial') AND error IS NOT NULL ORDER BY updated_at DESC LIMIT %s"
+            ).format(OPERATIONS),
+            (limit,),
+        )
 
     def record_progress(
         self, operation_id: uuid.UUID | str, *, done: int = 0, failed: int = 0, error: str | None = None

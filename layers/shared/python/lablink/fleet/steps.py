@@ -1,4 +1,4 @@
-"""The provisioning step: launches or destroys the client VMs of one operation.
+"""The provisioning step: launches, destroys or reboots the client VMs of one operation.
 
 A step may run again (Lambda retries an asynchronous invoke that failed), so it never starts
 a second instance for a VM: a row that has an instance is skipped, and an instance tagged for
@@ -39,6 +39,8 @@ def run_step(payload: Mapping, db: Database, cfg: LablinkConfig) -> dict:
         return launch_vms(db, cfg, operation_id, hostnames)
     if kind == "destroy":
         return destroy_vms(db, cfg, operation_id, hostnames, everything=bool(payload.get("all")))
+    if kind == "reboot":
+        return reboot_vms(db, cfg, operation_id, hostnames)
     raise ValueError(f"unknown provisioning step kind {kind!r}")
 
 
@@ -223,3 +225,22 @@ def destroy_vms(db: Database, cfg: LablinkConfig, operation_id: str, hostnames: 
     result = {"terminated": len(instance_ids), "removed": removed}
     logger.info("destroy step finished", extra={"operation_id": operation_id, **result})
     return result
+
+
+def reboot_vms(db: Database, cfg: LablinkConfig, operation_id: str, hostnames: list[str]) -> dict:
+    """Reboot the VMs' instances (EC2 keeps each instance, its volume and its address, so the
+    VM keeps its row and its assignment). A VM that has no instance by now fails the operation."""
+    from botocore.exceptions import ClientError
+
+    instance_ids = {hostname: iid for hostname, iid in db.vms.get_instance_ids(hostnames).items() if iid}
+    missing = [hostname for hostname in hostnames if hostname not in instance_ids]
+    if missing:
+        db.operations.record_progress(operation_id, failed=len(missing), error=f"no instance to reboot: {', '.join(missing)}")
+    try:
+        fleet_ec2.reboot(fleet_ec2.aws_client("ec2", cfg.app.region), sorted(instance_ids.values()))
+    except ClientError as error:
+        logger.exception("reboot failed", extra={"operation_id": operation_id})
+        db.operations.record_progress(operation_id, failed=len(instance_ids), error=f"reboot failed: {error}"[:1000])
+        return {"rebooted": 0}
+    db.operations.record_progress(operation_id, done=len(instance_ids))
+    return {"rebooted": len(instance_ids)}

@@ -1,5 +1,6 @@
-"""The admin dashboard: status counts, the VM table, the startup-phase chart, launch and
-destroy with live progress, a per-VM log viewer that can follow, CSV/JSON export.
+"""The admin dashboard: status counts, the VM table (with each VM's last report and its
+Recycle/Reboot buttons), the pool panel, the startup-phase chart, launch and destroy with live
+progress, a per-VM log viewer that can follow, CSV/JSON export.
 
 Everything is rendered here, on the server (so the table and the chart show without
 JavaScript); the page's script (static/admin.js) only calls the admin API and, every few
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 from lablink.pages import page
 from lablink.pages.render import Markup, join, render, static_url
@@ -33,6 +35,10 @@ def _seconds(value: object) -> str:
     return f"{value:.1f}" if isinstance(value, (int, float)) else ""
 
 
+def _report_time(value: object) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if isinstance(value, datetime) else ""
+
+
 def status_counts(vms: Sequence[Mapping]) -> dict[str, int]:
     counts = Counter(str(vm.get("status") or "unknown") for vm in vms)
     ordered = {status: counts.pop(status) for status in STATUS_ORDER if status in counts}
@@ -53,6 +59,7 @@ def _row(vm: Mapping) -> Markup:
         status=str(vm.get("status") or ""),
         healthy=str(vm.get("healthy") or ""),
         in_use="yes" if vm.get("inuse") else "no",
+        last_report=_report_time(vm.get("last_seen_at")),
         email=str(vm.get("useremail") or ""),
         phase_cells=join(
             render("admin/seconds_cell.html", seconds=_seconds(vm.get(phase.duration_column))) for phase in PHASES
@@ -164,6 +171,7 @@ def admin_page(event: Mapping, vms: Sequence[Mapping], access: Markup) -> str:
         counts=counts_html(vms),
         table=table_html(vms),
         chart=chart_html(vms),
+        pool=render("admin/pool_panel.html", script=static_url("pool.js")),
         script=static_url("admin.js"),
     )
     return page("LabLink admin", body, event, wide=True, stylesheet="admin.css")

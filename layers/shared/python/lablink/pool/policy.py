@@ -4,6 +4,7 @@ change is validated whole (lablink.config.PoolConfig) before it is stored."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from lablink.config import LablinkConfig, PoolConfig
@@ -24,3 +25,11 @@ def update_policy(db: Database, cfg: LablinkConfig, changes: Mapping[str, Any]) 
     policy = PoolPolicy.model_validate({**get_policy(db, cfg).model_dump(), **changes})
     db.pool.set_policy(policy.model_dump())
     return policy
+
+
+def target_free(policy: PoolPolicy, now: datetime) -> int:
+    """The free VMs the pool aims at ``now``: min_free from prewarm_s before opens_at on
+    (always, with no opens_at); 0 before."""
+    if policy.opens_at is not None and now < policy.opens_at - timedelta(seconds=policy.prewarm_s):
+        return 0
+    return policy.min_free

@@ -28,7 +28,7 @@ from lablink.fleet import dispatch
 from lablink.fleet import ec2 as fleet_ec2
 from lablink.models import GpuHealth, VmStatus
 from lablink.observability import logger
-from lablink.pool.policy import PoolPolicy, get_policy
+from lablink.pool.policy import PoolPolicy, get_policy, target_free
 
 # LabLink's own rule for a broken VM: reboot it up to 3 times, 300 s apart, then replace it.
 MAX_REBOOTS = 3
@@ -246,17 +246,10 @@ def _destroy(run: _Run, *, all_vms: bool) -> None:
     _start(run, {"kind": "destroy", "operation_id": operation_id, "hostnames": hostnames, "all": all_vms})
 
 
-def _window_target(policy: PoolPolicy, now: datetime) -> int:
-    """min_free from prewarm_s before opens_at on (always, with no opens_at); 0 before."""
-    if policy.opens_at is not None and now < policy.opens_at - timedelta(seconds=policy.prewarm_s):
-        return 0
-    return policy.min_free
-
-
 def _refill(run: _Run, vms: list[Row]) -> None:
     """Launch what keeps min_free VMs free, counting those booting and those being launched,
     within max_vms (the smaller of the policy's and the fleet's)."""
-    target = _window_target(run.policy, run.now)
+    target = target_free(run.policy, run.now)
     rows = {vm["hostname"] for vm in vms}
     launching = len(set(run.db.pool.list_launching_hostnames()) - rows)
     coming = [vm for vm in vms if not vm["destroying"] and vm["hostname"] not in run.doomed]
