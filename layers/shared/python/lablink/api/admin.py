@@ -108,8 +108,8 @@ def get_access() -> AccessOut:
     summary="Set the access gate of request_vm: workshop code, allowed emails and domains",
     description="A field left out is kept (so a partial update never removes the code); "
     '"code": null removes the code; empty lists let every email through. '
-    "A listed domain also admits its subdomains. Takes effect on the next request, no redeploy.",
-    responses={422: {"description": "An invalid email or domain, a code too short or long, or too many entries"}},
+    "A listed domain also admits its subdomains. Takes effect on the next request, no redeploy. "
+    "422: an invalid email or domain, a code too short or long, or too many entries.",
 )
 def put_access(update: AccessUpdate) -> AccessOut:
     rules = update_rules(
