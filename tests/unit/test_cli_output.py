@@ -1,5 +1,5 @@
-"""The admin CLI's output helpers (following a bounded log tail, tables, the progress bar) and
-what `lablink access set` asks the API to change."""
+"""The admin CLI's output helpers (following a bounded log tail, tables, the progress bar, a
+launch's VMs from requested to ready or failed) and what `lablink access set` asks the API to change."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import io
 
 import pytest
 
-from lablink_cli.admin import access_changes
+from lablink_cli.admin import access_changes, cmd_export
 from lablink_cli.client import ApiCallFailed
+from lablink_cli.launch_wait import launch_state
 from lablink_cli.main import build_parser
-from lablink_cli.output import ProgressBar, new_lines, table
+from lablink_cli.output import ProgressBar, StatusLine, new_lines, table
 
 
 def test_new_lines_follow_a_tail_that_grows_and_drops_its_oldest_lines():
@@ -58,3 +59,70 @@ def test_access_set_sends_only_what_its_options_name():
         access_set()
     with pytest.raises(SystemExit):  # argparse: not both
         access_set("--code", "otter-42", "--no-code")
+
+
+def operation(status: str, hostnames: list[str], error: str | None = None) -> dict:
+    return {"operation_id": "op-1", "kind": "launch", "status": status, "hostnames": hostnames, "error": error}
+
+
+def test_launch_state_follows_each_vm_from_requested_to_booting_to_ready():
+    hosts = ["vm-1", "vm-2", "vm-3"]
+    state = launch_state(
+        operation("running", hosts), {h: {"status": "initializing", "instance_id": None} for h in hosts}
+    )
+    assert (state.requested, state.booting, state.ready, state.failed) == (hosts, [], [], {})
+    assert state.progress() == "launch: 0 of 3 ready (3 requested, 0 booting, 0 failed)" and not state.finished
+
+    vms = {
+        "vm-1": {"status": "running", "instance_id": "i-1"},
+        "vm-2": {"status": "assigned", "instance_id": "i-2"},
+        "vm-3": {"status": "initializing", "instance_id": "i-3"},
+    }
+    # The operation has succeeded (EC2 took every instance) while vm-3 still boots: not done.
+    state = launch_state(operation("succeeded", hosts), vms)
+    assert (state.ready, state.booting) == (["vm-1", "vm-2"], ["vm-3"]) and not state.finished
+    assert state.progress() == "launch: 2 of 3 ready (0 requested, 1 booting, 0 failed)"
+
+
+def test_launch_state_names_each_failed_vm_with_its_reason():
+    quota = "vm-2: An error occurred (VcpuLimitExceeded) when calling the RunInstances operation: You have requested more vCPU capacity"
+    vms = {
+        "vm-1": {"status": "running", "instance_id": "i-1"},
+        "vm-2": {"status": "error", "instance_id": None},
+        "vm-3": {"status": "initializing", "instance_id": None},  # the launch ended without it
+        "vm-4": {"status": "error", "instance_id": "i-4"},  # booted, then its agent reported an error
+    }
+    state = launch_state(operation("partial", ["vm-1", "vm-2", "vm-3", "vm-4", "vm-5"], quota), vms)
+    assert state.finished and state.ready == ["vm-1"]
+    assert state.failed == {
+        "vm-2": quota.removeprefix("vm-2: "),
+        "vm-3": f"the launch ended (partial) without starting it (the launch's last error: {quota})",
+        "vm-4": f"it reported an error (see `lablink logs vm-4`) (the launch's last error: {quota})",
+        "vm-5": f"it no longer exists (destroyed) (the launch's last error: {quota})",
+    }
+    # A failure of the whole launch is every VM's reason.
+    whole = launch_state(
+        operation("failed", ["vm-1"], "could not start provisioning: throttled"), {"vm-1": {"status": "error"}}
+    )
+    assert whole.failed == {"vm-1": "could not start provisioning: throttled"}
+
+
+def test_a_status_line_is_redrawn_in_place_on_a_terminal_and_closed_when_a_wait_stops_early():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    line = StatusLine(out)
+    line.show("launch: 0 of 2 ready", final=False)
+    line.show("launch: 0 of 2 ready", final=False)  # unchanged: not redrawn
+    line.show("launch: 1 of 2 ready", final=False)
+    line.end()
+    assert out.getvalue() == "\rlaunch: 0 of 2 ready\rlaunch: 1 of 2 ready\n"
+
+
+def test_export_without_format_is_csv_and_json_with_json_but_not_both():
+    parser = build_parser()
+    assert parser.parse_args(["export"]).format is None
+    with pytest.raises(ApiCallFailed, match="two formats"):
+        cmd_export(parser.parse_args(["export", "--json", "--format", "csv", "--password", "x"]))

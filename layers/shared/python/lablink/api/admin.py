@@ -20,16 +20,12 @@ from lablink.db.errors import UnknownVm
 from lablink.db.tables import VmRow
 from lablink.models import HOSTNAME_PATTERN
 from lablink.pages.admin import access_html, admin_page
-from lablink.phases import PHASES, TOTAL_COLUMN
+from lablink.phases import EXPORT_COLUMNS, export_row
 from lablink.runtime import config, database
 
 app = make_resolver()
 
 HostnamePath = Annotated[str, Path(pattern=HOSTNAME_PATTERN, description="lablink-vm-<env>-<n>")]
-
-# The startup metrics of export-metrics, in the seed's column order.
-METRIC_COLUMNS = ("hostname", "status", *(column for phase in PHASES for column in phase.columns), TOTAL_COLUMN, "createdat")
-
 
 def _jsonable(value: object) -> object:
     if isinstance(value, datetime) and value.tzinfo is not None:
@@ -99,13 +95,17 @@ class ExportFormat(StrEnum):
     json = "json"
 
 
-@app.get("/api/export-metrics", summary="The startup metrics of every VM, as CSV or JSON")
+@app.get(
+    "/api/export-metrics",
+    summary="The startup metrics of every VM, as CSV or JSON",
+    description=f"Columns: {', '.join(EXPORT_COLUMNS)}. Times in ISO 8601 UTC (Z); durations in seconds, rounded to 0.1.",
+)
 def export_metrics(format: Annotated[ExportFormat, Query(description="csv or json")] = ExportFormat.json) -> Response[str]:  # noqa: A002
-    rows = [{key: _jsonable(vm.get(key)) for key in METRIC_COLUMNS} for vm in database("admin").vms.list_all()]
+    rows = [export_row(vm) for vm in database("admin").vms.list_all()]
     if format is ExportFormat.json:
         return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps({"vms": rows}))
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return Response(
