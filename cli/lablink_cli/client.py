@@ -64,6 +64,9 @@ def _explain(url: str, answer: requests.Response) -> str:
     if answer.status_code == 403 and found.get("message") == "Missing Authentication Token":
         # API Gateway's answer for a path no route matches (its name is historical).
         return f"{url} is no LabLink route (API Gateway: 403 Missing Authentication Token): the base path or stage is wrong. {CHECK_URL}"
+    if answer.status_code == 403 and found.get("message") == "Forbidden":
+        # API Gateway's answer for a stage it does not have (and for a request its firewall blocks).
+        return f"{url} was refused (API Gateway: 403 Forbidden): check the stage in the URL. {CHECK_URL}"
     if answer.status_code == 404 and "error" not in found:
         return f"{url} is no LabLink route (HTTP 404 from something that is not LabLink's API). {CHECK_URL}"
     message = found.get("error") or found.get("message") or found.get("Message")
