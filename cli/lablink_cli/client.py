@@ -40,6 +40,17 @@ CHECK_URL = (
 )
 
 
+def _no_route(message: str) -> bool:
+    """API Gateway's 403 when no deployed route matches the stage, path and method: "Missing
+    Authentication Token", or, as the request carries Basic credentials, a complaint about its
+    Authorization header that echoes them (so this message is never printed)."""
+    return (
+        message == "Missing Authentication Token"
+        or "in Authorization header" in message
+        or "Authorization header requires" in message
+    )
+
+
 def _unreachable(url: str, error: BaseException) -> str:
     if isinstance(error, ConnectionRefusedError):
         why = "connection refused: no server is running at that address (start `lablink local`, or check the host and port)"
@@ -61,12 +72,8 @@ def _explain(url: str, answer: requests.Response) -> str:
         found = {}
     if not isinstance(found, dict):
         found = {}
-    if answer.status_code == 403 and found.get("message") == "Missing Authentication Token":
-        # API Gateway's answer for a path no route matches (its name is historical).
+    if answer.status_code == 403 and _no_route(str(found.get("message") or "")):
         return f"{url} is no LabLink route (API Gateway: 403 Missing Authentication Token): the base path or stage is wrong. {CHECK_URL}"
-    if answer.status_code == 403 and found.get("message") == "Forbidden":
-        # API Gateway's answer for a stage it does not have (and for a request its firewall blocks).
-        return f"{url} was refused (API Gateway: 403 Forbidden): check the stage in the URL. {CHECK_URL}"
     if answer.status_code == 404 and "error" not in found:
         return f"{url} is no LabLink route (HTTP 404 from something that is not LabLink's API). {CHECK_URL}"
     message = found.get("error") or found.get("message") or found.get("Message")

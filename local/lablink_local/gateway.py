@@ -105,6 +105,25 @@ def _arn_pattern(pattern: str) -> re.Pattern:
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
 
 
+def _no_route_message(headers: Mapping[str, str]) -> str:
+    """API Gateway's 403 message for a stage, path or method it has no route for. With an
+    Authorization header it reads the header as a SigV4 signature and echoes it back (so a
+    client must never print this message: it holds the caller's credentials); seen with
+    Basic and Bearer values in aws/chalice#828 and serverless/serverless#3205."""
+    value = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+    if value is None:
+        return "Missing Authentication Token"
+    _, _, parameters = value.partition(" ")
+    for pair in (p.strip() for p in parameters.split(",") if p.strip()):
+        if "=" not in pair:
+            return f"'{pair}' not a valid key=value pair (missing equal-sign) in Authorization header: '{value}'."
+    return (
+        "Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. "
+        "Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either "
+        f"a 'X-Amz-Date' or a 'Date' header. Authorization={value}"
+    )
+
+
 def _json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> GatewayResponse:
     return GatewayResponse(status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode())
 
@@ -166,8 +185,7 @@ class Gateway:
             return _json_response(413, {"message": "Request Too Long"})
         matched = self.match(method, path)
         if matched is None:
-            # API Gateway's answer for a path or method it does not know.
-            return _json_response(403, {"message": "Missing Authentication Token"})
+            return _json_response(403, {"message": _no_route_message(headers)})
         route, path_parameters = matched
         event = self.proxy_event(route, method, path, path_parameters, query_pairs, headers, body, source_ip)
 

@@ -4,6 +4,7 @@ local API Gateway emulator, which answers unknown paths as API Gateway does."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -218,13 +219,16 @@ def test_wrong_credentials_and_unreachable_api_are_clear_errors(stack):
 
 @pytest.mark.parametrize("base", ["/prod", "/local/api"], ids=["wrong stage", "base path with /api"])
 def test_a_wrong_base_path_names_the_url_tried_and_what_to_check(stack, base):
-    """The local gateway answers an unknown path as API Gateway does (403 "Missing
-    Authentication Token"); the CLI says what that means instead of repeating it."""
+    """The local gateway answers an unknown path as API Gateway does (403, and with the CLI's
+    Basic credentials a message that echoes them); the CLI says what that means instead."""
     root = stack.api_url.rsplit("/local", 1)[0] + base
     wrong = run_cli(stack, "status", "--url", root)
     assert wrong.returncode == 2 and wrong.stdout == ""
     assert f"error: {root}/api/status is no LabLink route" in wrong.stderr
     assert "the base path or stage is wrong" in wrong.stderr and "LABLINK_URL" in wrong.stderr
+    # API Gateway's answer echoes the Basic credentials the CLI sent: never printed.
+    credentials = base64.b64encode(b"admin:e2e-admin-password").decode()
+    assert credentials not in wrong.stderr and "Authorization=" not in wrong.stderr
 
 
 def test_access_shows_and_sets_the_gate_and_requests_follow_it_at_once(stack):

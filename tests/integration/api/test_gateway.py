@@ -7,6 +7,7 @@ import asyncio
 import base64
 
 import aiohttp
+import pytest
 from api_support import ADMIN, bearer
 
 from lablink_local import gateway as gateway_module
@@ -114,3 +115,25 @@ def test_correlation_id_is_the_request_id(gateway, monkeypatch, vm_factory):
     answer = gateway.request("POST", "/api/request_vm", json_body={"email": "a@example.org", "crd_command": "start-host --code=abc"})
     assert answer.status == 200
     assert seen["id"] == event_ids[0]
+
+
+@pytest.mark.parametrize(
+    ("authorization", "message"),
+    [
+        (None, "Missing Authentication Token"),
+        ("Bearer sometoken", "'sometoken' not a valid key=value pair (missing equal-sign) in Authorization header: 'Bearer sometoken'."),
+        ("Basic YWRtaW46cHc=", "Authorization header requires 'Credential' parameter."),
+    ],
+)
+def test_an_unknown_route_is_403_and_echoes_the_authorization_header_as_api_gateway_does(gateway, authorization, message):
+    """AWS limit held here: with no deployed route for the stage, path and method, API Gateway
+    answers 403 before any authorizer; with an Authorization header it parses it as a SigV4
+    signature and echoes it in the message (aws/chalice#828, serverless/serverless#3205,
+    AWS Knowledge Center "Missing Authentication Token" errors). The emulator does the same,
+    so that a client printing that message would leak its credentials here too."""
+    headers = {"Authorization": authorization} if authorization else {}
+    answer = gateway.request("GET", "/api/no-such-route", headers=headers)
+    assert answer.status == 403
+    assert answer.json()["message"].startswith(message)
+    if authorization and authorization.startswith("Basic"):
+        assert answer.json()["message"].endswith(f"Authorization={authorization}")
