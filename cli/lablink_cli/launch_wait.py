@@ -2,9 +2,9 @@
 
 A launch's operation ends once EC2 has accepted every instance; a VM is ready only when its
 agent reports running, minutes later on AWS (image, cloud-init, the container). So each VM is
-read from the operation and GET /api/vms: requested (no instance yet), booting (an instance,
-not yet running), ready (running or assigned), failed (with the reason: the operation's error
-for it, e.g. an EC2 quota, or its own error report)."""
+read from the operation and GET /api/vms: requested (no row or no instance yet), booting (an
+instance, not yet running), ready (running or assigned), failed (with the reason: the
+operation's error for it, e.g. an EC2 quota, or its own error report)."""
 
 from __future__ import annotations
 
@@ -70,8 +70,10 @@ def launch_state(operation: Mapping, vms: Mapping[str, Mapping]) -> LaunchState:
     state = LaunchState(operation["operation_id"])
     ended = operation["status"] in FINISHED
     for hostname in operation["hostnames"]:
-        vm = vms.get(hostname)
-        if vm is None:
+        vm = vms.get(hostname)  # the launch step creates the row just before the instance
+        if vm is None and not ended:
+            state.requested.append(hostname)
+        elif vm is None:
             state.failed[hostname] = _failure(hostname, operation, "it no longer exists (destroyed)")
         elif vm.get("status") in READY:
             state.ready.append(hostname)

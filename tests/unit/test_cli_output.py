@@ -67,6 +67,7 @@ def operation(status: str, hostnames: list[str], error: str | None = None) -> di
 
 def test_launch_state_follows_each_vm_from_requested_to_booting_to_ready():
     hosts = ["vm-1", "vm-2", "vm-3"]
+    assert launch_state(operation("queued", hosts), {}).requested == hosts  # no row yet
     state = launch_state(
         operation("running", hosts), {h: {"status": "initializing", "instance_id": None} for h in hosts}
     )
