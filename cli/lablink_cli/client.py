@@ -73,7 +73,7 @@ def _explain(url: str, answer: requests.Response) -> str:
     if not isinstance(found, dict):
         found = {}
     if answer.status_code == 403 and _no_route(str(found.get("message") or "")):
-        return f"{url} is no LabLink route (API Gateway: 403 Missing Authentication Token): the base path or stage is wrong. {CHECK_URL}"
+        return f"{url} is no LabLink route (API Gateway answered 403, its answer for a path it has no route for): the base path or stage is wrong. {CHECK_URL}"
     if answer.status_code == 404 and "error" not in found:
         return f"{url} is no LabLink route (HTTP 404 from something that is not LabLink's API). {CHECK_URL}"
     message = found.get("error") or found.get("message") or found.get("Message")
