@@ -74,7 +74,10 @@ def main() -> int:
                 ids = db.vms.get_instance_ids(hostnames)
                 if len(ids) == len(hostnames) and all(ids.values()):
                     rows_done = now
-            if instances_done is None and set(hostnames) <= running_instances(stack):
+            # A VM's instance is started before its row records it, so the emulator is asked
+            # (a describe of every instance, heavy: it shares this process with the step) once
+            # the rows are done only, lest the observer slow down what it times.
+            elif instances_done is None and set(hostnames) <= running_instances(stack):
                 instances_done = now
             time.sleep(0.25)
         operation = admin.operation(accepted["operation_id"])

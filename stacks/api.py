@@ -5,6 +5,8 @@ asynchronously by the launch function, never by the API) and the pool reconciler
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_ec2 as ec2
@@ -14,6 +16,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from lablink import environment
+from lablink.api.gateway_errors import GATEWAY_ERRORS, GATEWAY_HEADERS
 from lablink.config import LablinkConfig
 from lablink.routes import ROUTES, Auth, Function, Route
 from stacks.autopilot import Autopilot
@@ -27,7 +30,6 @@ from stacks.constants import (
     AUTHORIZER_CACHE_SECONDS,
     AUTHORIZER_FUNCTION,
     AUTHORIZER_TIMEOUT,
-    BASIC_REALM,
     PROVISION_FUNCTION,
     PROVISION_TIMEOUT,
     RECONCILE_FUNCTION,
@@ -326,18 +328,20 @@ class ApiStack(Stack):
         return api
 
     def _gateway_responses(self, api: apigw.RestApi) -> None:
-        """Errors API Gateway answers itself keep the API's shape: {"error": "..."}; a 401
-        carries the Basic challenge so that a browser asks the admin for the password."""
-        body = {"application/json": '{"error": $context.error.messageString}'}
-        api.add_gateway_response(
-            "Unauthorized",
-            type=apigw.ResponseType.UNAUTHORIZED,
-            status_code="401",
-            response_headers={"WWW-Authenticate": f'\'Basic realm="{BASIC_REALM}", charset="UTF-8"\''},
-            templates=body,
-        )
-        api.add_gateway_response("Default4xx", type=apigw.ResponseType.DEFAULT_4_XX, templates=body)
-        api.add_gateway_response("Default5xx", type=apigw.ResponseType.DEFAULT_5_XX, templates=body)
+        """Errors API Gateway answers itself keep the API's shape {"error": "..."} and headers
+        (lablink.api.gateway_errors, which the local gateway answers with too)."""
+        for response_type, error in GATEWAY_ERRORS.items():
+            # Static messages as JSON strings; the defaults keep API Gateway's own message.
+            message = json.dumps(error.message) if error.message is not None else "$context.error.messageString"
+            headers = {**GATEWAY_HEADERS, **error.headers}
+            api.add_gateway_response(
+                "".join(part.capitalize() for part in response_type.split("_")),  # Unauthorized, Default4xx
+                type=apigw.ResponseType.of(response_type),
+                status_code=str(error.status) if error.status is not None else None,
+                # A static header value is quoted: its own single quotes could not be written.
+                response_headers={name: f"'{value}'" for name, value in headers.items()},
+                templates={"application/json": f'{{"error": {message}}}'},
+            )
 
     def _routes(self, authorizer_fn: LablinkFunction) -> None:
         authorizer = apigw.RequestAuthorizer(

@@ -100,7 +100,6 @@ LISTENER_MEMORY_MIB = 512
 # API Gateway
 API_STAGE = "prod"
 AUTHORIZER_CACHE_SECONDS = 0  # every request is checked: a revoked token stops at once
-BASIC_REALM = "LabLink"
 
 # Network
 VPC_CIDR = "10.42.0.0/16"

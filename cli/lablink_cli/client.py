@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 import requests
 from requests.auth import HTTPBasicAuth
 
+from lablink.api.gateway_errors import GATEWAY_ERRORS
+
 DEFAULT_URL = "http://127.0.0.1:8000/local"
 FINISHED = ("succeeded", "failed", "partial", "cancelled")
 
@@ -40,15 +42,17 @@ CHECK_URL = (
 )
 
 
-def _no_route(message: str) -> bool:
-    """API Gateway's 403 when no deployed route matches the stage, path and method: "Missing
-    Authentication Token", or, as the request carries Basic credentials, a complaint about its
-    Authorization header that echoes them (so this message is never printed)."""
-    return (
-        message == "Missing Authentication Token"
-        or "in Authorization header" in message
-        or "Authorization header requires" in message
-    )
+# API Gateway's answer (the stack's gateway response) for a route it does not have.
+NO_ROUTE = GATEWAY_ERRORS["MISSING_AUTHENTICATION_TOKEN"]
+
+
+def _no_route(status: int, message: str) -> bool:
+    """API Gateway's answer when no deployed route matches the stage, path and method: our
+    gateway response, or, as the request carries Basic credentials, a 403 complaint about its
+    Authorization header that echoes them (so that message is never printed)."""
+    if status == NO_ROUTE.status and message == NO_ROUTE.message:
+        return True
+    return status == 403 and ("in Authorization header" in message or "Authorization header requires" in message)
 
 
 def _unreachable(url: str, error: BaseException) -> str:
@@ -63,7 +67,7 @@ def _unreachable(url: str, error: BaseException) -> str:
     return f"cannot reach {url}: {why}. {CHECK_URL}"
 
 
-def _explain(url: str, answer: requests.Response) -> str:
+def explain_refusal(url: str, answer: requests.Response) -> str:
     if answer.status_code == 401:
         return "the admin user or password is wrong (HTTP 401): see --user/--password or LABLINK_ADMIN_USER/LABLINK_ADMIN_PASSWORD"
     try:
@@ -72,11 +76,11 @@ def _explain(url: str, answer: requests.Response) -> str:
         found = {}
     if not isinstance(found, dict):
         found = {}
-    if answer.status_code == 403 and _no_route(str(found.get("message") or "")):
-        return f"{url} is no LabLink route (API Gateway answered 403, its answer for a path it has no route for): the base path or stage is wrong. {CHECK_URL}"
+    message = str(found.get("error") or found.get("message") or found.get("Message") or "")
+    if _no_route(answer.status_code, message):
+        return f"{url} is no LabLink route (API Gateway has no such route): the base path or stage is wrong. {CHECK_URL}"
     if answer.status_code == 404 and "error" not in found:
         return f"{url} is no LabLink route (HTTP 404 from something that is not LabLink's API). {CHECK_URL}"
-    message = found.get("error") or found.get("message") or found.get("Message")
     return f"{message or answer.reason} (HTTP {answer.status_code})"
 
 
@@ -98,7 +102,7 @@ class AdminClient:
         except requests.RequestException as error:
             raise ApiCallFailed(_unreachable(url, _root_cause(error))) from None
         if answer.status_code >= 400:
-            raise ApiCallFailed(_explain(url, answer), answer.status_code)
+            raise ApiCallFailed(explain_refusal(url, answer), answer.status_code)
         return answer.status_code, answer.headers.get("Content-Type", ""), answer.content
 
     def call_json(self, method: str, path: str, body: object = None, *, admin: bool = True):

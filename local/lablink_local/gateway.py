@@ -5,7 +5,9 @@ becomes the proxy event API Gateway would build (requestContext with request id,
 identity, headers and multiValueHeaders, path and query parameters, base64 bodies for
 forms); admin and VM routes first run the real authorizer handler as API Gateway does
 (Unauthorized -> 401 with WWW-Authenticate: Basic, Deny -> 403, Allow -> its context in
-requestContext.authorizer); then the route's real function handler answers.
+requestContext.authorizer); then the route's real function handler answers. What API Gateway
+answers itself (no such route, 401, 403, 413) is the deployed stack's gateway responses
+(lablink.api.gateway_errors).
 
 ``Gateway.request(...)`` calls it in-process; ``make_app``/``serve`` put it behind HTTP
 (aiohttp), so the client agent and browsers can talk to it.
@@ -27,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from lablink.api.gateway_errors import GATEWAY_ERRORS, GATEWAY_HEADERS
 from lablink.routes import ROUTES, Auth, Route
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
@@ -105,27 +108,40 @@ def _arn_pattern(pattern: str) -> re.Pattern:
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
 
 
-def _no_route_message(headers: Mapping[str, str]) -> str:
-    """API Gateway's 403 message for a stage, path or method it has no route for. With an
-    Authorization header it reads the header as a SigV4 signature and echoes it back (so a
-    client must never print this message: it holds the caller's credentials); seen with
-    Basic and Bearer values in aws/chalice#828 and serverless/serverless#3205."""
-    value = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
-    if value is None:
-        return "Missing Authentication Token"
-    _, _, parameters = value.partition(" ")
+def _signature_complaint(authorization: str) -> str:
+    """API Gateway's message when no route matches and the request carries an Authorization
+    header: it reads the header as a SigV4 signature and echoes it back, credentials included
+    (aws/chalice#828, serverless/serverless#3205). It is not the MISSING_AUTHENTICATION_TOKEN
+    answer (customizing that one does not change it: re:Post "REST API in API Gateway returns 403
+    when resource or method is incorrect"), so the stack's DEFAULT_4XX renders it: a client must
+    never print it."""
+    _, _, parameters = authorization.partition(" ")
     for pair in (p.strip() for p in parameters.split(",") if p.strip()):
         if "=" not in pair:
-            return f"'{pair}' not a valid key=value pair (missing equal-sign) in Authorization header: '{value}'."
+            return f"'{pair}' not a valid key=value pair (missing equal-sign) in Authorization header: '{authorization}'."
     return (
         "Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. "
         "Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either "
-        f"a 'X-Amz-Date' or a 'Date' header. Authorization={value}"
+        f"a 'X-Amz-Date' or a 'Date' header. Authorization={authorization}"
     )
 
 
-def _json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> GatewayResponse:
-    return GatewayResponse(status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode())
+def gateway_error(response_type: str) -> GatewayResponse:
+    """API Gateway's own answer of ``response_type``, as the stack's gateway response renders it
+    (the emulator answers only the types with a status and message of their own)."""
+    error = GATEWAY_ERRORS[response_type]
+    assert error.status is not None and error.message is not None, response_type
+    headers = {"Content-Type": "application/json", **GATEWAY_HEADERS, **error.headers}
+    return GatewayResponse(error.status, headers, json.dumps({"error": error.message}).encode())
+
+
+def _no_route(headers: Mapping[str, str]) -> GatewayResponse:
+    """API Gateway's answer for a stage, path or method it has no route for."""
+    authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+    if authorization is None:
+        return gateway_error("MISSING_AUTHENTICATION_TOKEN")
+    body = {"error": _signature_complaint(authorization)}  # DEFAULT_4XX: the error's own status and message
+    return GatewayResponse(403, {"Content-Type": "application/json", **GATEWAY_HEADERS}, json.dumps(body).encode())
 
 
 class Gateway:
@@ -182,10 +198,11 @@ class Gateway:
     ) -> GatewayResponse:
         """What API Gateway does with one HTTP request."""
         if body is not None and len(body) > GATEWAY_MAX_BODY:
-            return _json_response(413, {"message": "Request Too Long"})
+            return gateway_error("REQUEST_TOO_LARGE")
         matched = self.match(method, path)
         if matched is None:
-            return _json_response(403, {"message": _no_route_message(headers)})
+            # API Gateway's answer for a path or method it does not know (also a wrong stage or base path).
+            return _no_route(headers)
         route, path_parameters = matched
         event = self.proxy_event(route, method, path, path_parameters, query_pairs, headers, body, source_ip)
 
@@ -273,13 +290,13 @@ class Gateway:
                 result = load_function(AUTHORIZER, self.functions_dir).handler(authorizer_event, LambdaContext(AUTHORIZER))
         except Exception as error:
             if str(error) == "Unauthorized":
-                return _json_response(401, {"message": "Unauthorized"}, {"WWW-Authenticate": "Basic"})
-            return _json_response(500, {"message": None})
+                return gateway_error("UNAUTHORIZED")
+            return gateway_error("AUTHORIZER_FAILURE")
         statements = result.get("policyDocument", {}).get("Statement", [])
         allowed = [s for s in statements if s.get("Effect") == "Allow" and self._covers(s, method_arn)]
         denied = [s for s in statements if s.get("Effect") == "Deny" and self._covers(s, method_arn)]
         if denied or not allowed:
-            return _json_response(403, {"Message": "User is not authorized to access this resource with an explicit deny"})
+            return gateway_error("ACCESS_DENIED")
         context = {key: str(value) for key, value in (result.get("context") or {}).items()}
         event["requestContext"]["authorizer"] = {**context, "principalId": result.get("principalId")}
         return None

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2.extensions
 
+from lablink_local.lifeline import die_with_parent, guard
 from lablink_local.postgres import free_port
 from lablink_local.waiting import accepts_connections
 
@@ -99,9 +100,13 @@ class LocalPgBouncer:
             for path in self._dir.iterdir():
                 shutil.chown(path, "postgres", "postgres")
             command = ["runuser", "-u", "postgres", "--", *command]
+        # Stops with its starter even when that is killed: as root, runuser gets the signal and
+        # passes it on to PgBouncer; the watchdog (when one runs) signals the whole group.
         self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=die_with_parent(os.getpid()),
         )
+        guard(self._process.pid, group=True, files=self._dir)
         deadline = time.monotonic() + 30
         while not accepts_connections(HOST, self.port):
             if self._process.poll() is not None or time.monotonic() > deadline:

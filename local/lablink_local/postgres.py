@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -24,6 +25,7 @@ from psycopg2 import sql
 
 from lablink.config import DbConfig
 from lablink.migrations import migrate
+from lablink_local.lifeline import guard
 
 DEFAULT_SETTINGS = {
     "listen_addresses": "127.0.0.1",
@@ -90,6 +92,10 @@ class LocalPostgres:
         options = " ".join(f"-c {k}={v}" for k, v in DEFAULT_SETTINGS.items())
         options += f" -p {self.port} -k {self.data_dir}"
         self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.data_dir / "server.log"), "-w", "-t", "60", "start")
+        # pg_ctl leaves the postmaster behind as an orphan, which no parent-death signal reaches:
+        # should `lablink local` die, its watchdog shuts it down at once (SIGQUIT: immediate).
+        postmaster_pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        guard(postmaster_pid, signal.SIGQUIT, files=self.data_dir if self._owned_dir else None)
 
     def _start_embedded(self) -> str:
         try:

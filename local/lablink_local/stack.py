@@ -16,7 +16,9 @@
 - The pool autopilot: the real reconcile function every ``reconcile_seconds`` (0: off) and
   right after each claim (lablink_local.autopilot).
 
-Every process it starts is stopped on Ctrl-C or SIGTERM.
+Every process it starts is stopped on Ctrl-C or SIGTERM, and also when it dies by any other
+signal, kill -9 included (lablink_local.lifeline). The terminal shows progress and a summary of
+warnings; the JSON logs go to files in the state folder (lablink_local.console).
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from lablink.config import LablinkConfig, load_config
+from lablink_local.console import Console
+from lablink_local.lifeline import Watchdog, die_with_parent, guard
 from lablink_local.postgres import free_port
 from lablink_local.waiting import answers_ok, wait_until
 
@@ -46,6 +51,8 @@ if TYPE_CHECKING:
     from lablink_local.vms import VmSimulator
 
 STAGE = "local"
+# What the stack's own process writes (the functions' JSON logs), summarized on the terminal.
+CONSOLE_LOG = "lablink-local.log"
 HOST = "127.0.0.1"
 # The functions' own logs and metrics would drown the console; warnings and errors show.
 QUIET_FUNCTIONS = {
@@ -98,12 +105,12 @@ class LocalStack:
         detail = start()
         self.progress(f"  {text}: ready in {time.monotonic() - began:.1f} s" + (f" ({detail})" if detail else ""))
 
-    def start(self) -> None:
-        """Start everything (stop() undoes what started, also after a failure here)."""
+    def start(self, *, fresh_state_dir: bool = True) -> None:
+        """Start everything (stop() undoes what started, also after a failure here);
+        ``fresh_state_dir=False``: the caller has reset the state folder (and writes into it)."""
         _check_port_free(self.port)  # before minutes of starting things, not after
-        if self.state_dir.exists():
-            shutil.rmtree(self.state_dir)
-        self.state_dir.mkdir(parents=True)
+        if fresh_state_dir:
+            reset_dir(self.state_dir)
         os.environ.update(QUIET_FUNCTIONS)
         os.environ["LABLINK_CONFIG_JSON"] = self.config.model_dump_json()
         # moto's EC2 backend takes seconds to import: load it while PostgreSQL starts (and
@@ -130,7 +137,7 @@ class LocalStack:
         self.database_url = url
         self.app_database_url = as_login(url, self.config.db.app_role)
         self._admin_url = admin_url
-        return f"database {name}, schema applied"
+        return f"database {name}, schema applied, server {urlsplit(admin_url).netloc.rpartition('@')[2]}"
 
     def _start_pooler(self) -> str:
         from lablink_local.pgbouncer import LocalPgBouncer
@@ -161,8 +168,9 @@ class LocalStack:
             # stops the VMs first and the listener after them.
             process = subprocess.Popen(
                 [sys.executable, "-m", "lablink_listener"], env=env, stdout=log, stderr=log,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent(os.getpid()),
             )
+        guard(process.pid, group=True)
         self._cleanup.callback(terminate, process)
         url = f"http://{HOST}:{port}"
 
@@ -257,6 +265,12 @@ class LocalStack:
         self._cleanup.close()
 
 
+def reset_dir(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
 def _check_port_free(port: int) -> None:
     import socket
 
@@ -303,6 +317,8 @@ def banner(stack: LocalStack) -> str:
             f"  admin password:   {stack.admin_password}",
             f"  admin CLI:        export LABLINK_URL={stack.api_url} LABLINK_ADMIN_PASSWORD={stack.admin_password}",
             "                    .venv/bin/lablink launch 5; .venv/bin/lablink vms",
+            f"  logs (JSON):      {stack.state_dir / CONSOLE_LOG} (the functions), "
+            f"{stack.state_dir / 'listener.log'}, {stack.state_dir / 'vms'}/<VM>/",
             "Press Ctrl-C to stop.",
             "",
         ]
@@ -318,10 +334,6 @@ def main(args: argparse.Namespace, on_started: Callable[[LocalStack, Callable[[s
     CLI's --demo: local/ does not import the CLI)."""
     config = load_config(args.config)
     password = os.environ.get("LABLINK_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-
-    def say(text: str) -> None:
-        print(text, flush=True)
-
     stack = LocalStack(
         config,
         port=args.port,
@@ -329,23 +341,28 @@ def main(args: argparse.Namespace, on_started: Callable[[LocalStack, Callable[[s
         admin_password=password,
         boot_seconds=args.vm_boot_seconds,
         reconcile_seconds=args.reconcile_seconds,
-        progress=say,
     )
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops it like Ctrl-C
-    say("starting LabLink locally (embedded defaults, no AWS account needed)")
-    try:
-        stack.start()
-        say(banner(stack))
-        if on_started is not None:
-            on_started(stack, say)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        # A second Ctrl-C must not cut the clean-up short (that would leave processes behind).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        say("stopping: VMs, log subscription, gateway, listener, AWS emulator, database ...")
-        stack.stop()
-        say("stopped; nothing left running")
+    reset_dir(stack.state_dir)  # before the console writes its log there
+    watchdog = Watchdog().start()  # stops what the stack started should it die uncleanly
+    with Console(stack.state_dir / CONSOLE_LOG) as console:
+        say = stack.progress = console.say
+        say("starting LabLink locally (embedded defaults, no AWS account needed)")
+        say(f"  JSON logs go to {stack.state_dir}; warnings are summarized here")
+        try:
+            stack.start(fresh_state_dir=False)
+            say(banner(stack))
+            if on_started is not None:
+                on_started(stack, say)
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            # A second Ctrl-C must not cut the clean-up short (that would leave processes behind).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            say("stopping: VMs, log subscription, gateway, listener, AWS emulator, database ...")
+            stack.stop()
+            watchdog.stop()
+            say("stopped; nothing left running")
     return 0

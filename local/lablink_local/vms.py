@@ -31,6 +31,7 @@ from pathlib import Path
 from lablink.environment import DEPLOYMENT_TAG
 from lablink.fleet.ec2 import HOSTNAME_TAG
 from lablink.userdata import user_data_script
+from lablink_local.lifeline import guard
 
 log = logging.getLogger("lablink.local.vms")
 
@@ -246,6 +247,8 @@ class VmSimulator(threading.Thread):
             if vm.stopped.is_set():
                 return None
             process = subprocess.Popen(argv, env=self._env(vm), stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+            # Forked by a boot thread, which ends before the agent: no parent-death signal.
+            guard(process.pid)
             vm.processes.append(process)
             return process
 

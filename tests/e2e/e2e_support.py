@@ -60,11 +60,12 @@ def descendants(pid: int) -> set[int]:
 class LocalStackProcess:
     """`lablink local` started as a user would (its output collected line by line)."""
 
-    def __init__(self, state_dir: Path, database_url: str, *extra: str):
+    def __init__(self, state_dir: Path, database_url: str | None, *extra: str):
+        """``database_url`` None: the stack starts a PostgreSQL of its own (pg_ctl)."""
         self.state_dir = state_dir
         env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
+            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+            **({"DATABASE_URL": database_url} if database_url else {}),
             "LABLINK_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "PYTHONUNBUFFERED": "1",
         }

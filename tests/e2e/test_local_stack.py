@@ -4,12 +4,17 @@ through the log API -> destroy -> a clean stop with no process left behind."""
 
 from __future__ import annotations
 
+import re
+import signal
 import socket
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import psycopg2
 from e2e_support import LABLINK, LocalStackProcess, crd, descendants, process_table, wait_until
+
+from lablink_local.waiting import accepts_connections
 
 CODES = ("4/0Aalpha-Code_1", "4/0Abeta-Code_2", "4/0Agamma-Code_3")
 RESEARCHERS = ("ada@example.org", "grace@example.org", "alan@example.org")
@@ -118,6 +123,10 @@ def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
         raise
 
     assert stack.stop(120) == 0, stack.output()
+    # The terminal showed human-readable lines only: the functions' JSON logs (the destroy's
+    # "log events of a stream with no VM kept aside" among them) went to the state folder.
+    assert not [line for line in stack.lines if line.lstrip().startswith("{")], stack.output()
+    assert (stack.state_dir / "lablink-local.log").exists()
     assert "stopped; nothing left running" in stack.lines
     # (pid, command line) pairs: a pid reused meanwhile by another program does not count.
     left = {pid: cmd for pid, (_, cmd) in process_table().items() if (pid, cmd) in running or str(stack.state_dir) in cmd}
@@ -143,3 +152,41 @@ def test_a_port_in_use_is_a_clear_error_before_anything_starts(tmp_path):
     assert answer.returncode == 2
     assert f"error: cannot serve on 127.0.0.1:{port} (Address already in use): choose another port with --port" in answer.stderr
     assert "PostgreSQL" not in answer.stdout
+
+
+def test_kill_9_leaves_no_process_and_no_port_behind(tmp_path):
+    """`lablink local` killed by SIGKILL runs no clean-up of its own; within seconds nothing it
+    started remains: the listener, PgBouncer (parent-death signal), the VMs' agents and the
+    PostgreSQL that pg_ctl left as an orphan (the watchdog, lablink_local.lifeline), and every
+    port it served on is closed. No DATABASE_URL: the stack starts its own PostgreSQL."""
+    stack = LocalStackProcess(tmp_path / "state", None)
+    try:
+        stack.client.launch(2)
+        wait_until(
+            lambda: len([vm for vm in stack.client.vms() if vm["status"] == "running"]) == 2,
+            60,
+            message="2 running VMs\n" + stack.output(),
+        )
+        started = stack.output()[: stack.output().index("Press Ctrl-C")]
+        ports = {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", started)}
+        database_port = int(re.search(r"server 127\.0\.0\.1:(\d+)", started).group(1))
+        table = process_table()
+        postmaster = {pid for pid, (_, cmd) in table.items() if "postgres" in cmd and f"-p {database_port} " in cmd}
+        ours = descendants(stack.process.pid) | postmaster
+        (cluster,) = {Path(table[pid][1].split(" -D ")[1].split()[0]) for pid in postmaster}
+        # The gateway, PostgreSQL, PgBouncer, moto and the listener.
+        assert postmaster and len(ports) == 5, (postmaster, ports, started)
+        assert sum("lablink_client" in table[pid][1] for pid in ours if pid in table) == 2
+    except BaseException:
+        stack.kill()
+        print(stack.output())
+        raise
+
+    stack.process.send_signal(signal.SIGKILL)
+    stack.process.wait()
+
+    def nothing_left() -> bool:
+        return not (ours & set(process_table())) and not any(accepts_connections("127.0.0.1", port) for port in ports)
+
+    wait_until(nothing_left, 10, message="the stack's processes to end and its ports to close")
+    wait_until(lambda: not cluster.exists(), 5, message=f"the throwaway database cluster {cluster} to be removed")

@@ -1,9 +1,9 @@
 """The REST API: every route of API.md, served by its function, with its auth kind; the REQUEST
-authorizer; the Basic challenge on 401; access logs, X-Ray and throttling on the stage."""
+authorizer; the gateway's own answers in our JSON error shape; access logs, X-Ray and throttling on the stage."""
 
 from __future__ import annotations
 
-from aws_cdk.assertions import Match
+import json
 
 from lablink.routes import ROUTES
 
@@ -102,18 +102,45 @@ def test_authorizer_checks_the_authorization_header_on_every_request(synth):
     assert synth.resources("Api")[secret_id]["Properties"]["Name"] == "lablink-dev-admin-password"
 
 
-def test_unauthorized_answers_with_a_basic_challenge_and_json(synth):
-    synth.assertions("Api").has_resource_properties(
-        "AWS::ApiGateway::GatewayResponse",
-        {
-            "ResponseType": "UNAUTHORIZED",
-            "StatusCode": "401",
-            "ResponseParameters": {
-                "gatewayresponse.header.WWW-Authenticate": Match.string_like_regexp("^'Basic realm=")
-            },
-            "ResponseTemplates": {"application/json": '{"error": $context.error.messageString}'},
-        },
+def test_gateway_answers_are_our_json_errors_with_the_security_headers(synth):
+    """What API Gateway answers itself (no such route, sign-in failures, its defaults) has the
+    API's {"error"} shape, no-store and nosniff; an unknown route is a 404 that says what to
+    check, not a 403 "Missing Authentication Token"; 401 carries the Basic challenge."""
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in synth.resources("Api", "AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) >= {
+        "MISSING_AUTHENTICATION_TOKEN",
+        "UNAUTHORIZED",
+        "ACCESS_DENIED",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    }
+    for response in responses.values():
+        headers = response["ResponseParameters"]
+        assert headers["gatewayresponse.header.X-Content-Type-Options"] == "'nosniff'"
+        assert headers["gatewayresponse.header.Cache-Control"] == "'no-store'"
+        (template,) = response["ResponseTemplates"].values()
+        assert list(response["ResponseTemplates"]) == ["application/json"] and template.startswith('{"error": ')
+
+    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert missing["StatusCode"] == "404"
+    assert json.loads(missing["ResponseTemplates"]["application/json"])["error"].startswith("There is no such route")
+    unauthorized = responses["UNAUTHORIZED"]
+    assert unauthorized["StatusCode"] == "401"
+    assert (
+        unauthorized["ResponseParameters"]["gatewayresponse.header.WWW-Authenticate"]
+        == '\'Basic realm="LabLink", charset="UTF-8"\''
     )
+    assert "reload" in json.loads(unauthorized["ResponseTemplates"]["application/json"])["error"]
+    assert responses["ACCESS_DENIED"]["StatusCode"] == "403"
+    # The defaults keep the error's own status and API Gateway's message, as a JSON string.
+    for default in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        assert "StatusCode" not in responses[default]
+        assert responses[default]["ResponseTemplates"] == {
+            "application/json": '{"error": $context.error.messageString}'
+        }
 
 
 def test_stage_logs_traces_and_throttles(synth):

@@ -126,3 +126,9 @@ def column_names(db: Database) -> list[str]:
         (db.table.name,),
     )
     return [row["column_name"] for row in rows]
+
+
+def ledger_types(db: Database) -> dict[str, str | None]:
+    """hostname -> instance type of each instance on the ledger (sql/0011_pool.sql)."""
+    rows = db.connection.all("SELECT hostname, instance_type FROM instance_ledger ORDER BY launched_at")
+    return {r["hostname"]: r["instance_type"] for r in rows}

@@ -4,11 +4,14 @@ launch's VMs from requested to ready or failed) and what `lablink access set` as
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
+import requests
 
+from lablink.api.gateway_errors import GATEWAY_ERRORS
 from lablink_cli.admin import access_changes, cmd_export
-from lablink_cli.client import ApiCallFailed
+from lablink_cli.client import ApiCallFailed, explain_refusal
 from lablink_cli.launch_wait import launch_state
 from lablink_cli.main import build_parser
 from lablink_cli.output import ProgressBar, StatusLine, new_lines, table
@@ -127,3 +130,23 @@ def test_export_without_format_is_csv_and_json_with_json_but_not_both():
     assert parser.parse_args(["export"]).format is None
     with pytest.raises(ApiCallFailed, match="two formats"):
         cmd_export(parser.parse_args(["export", "--json", "--format", "csv", "--password", "x"]))
+
+
+def gateway_answer(status: int, body: dict) -> requests.Response:
+    answer = requests.Response()
+    answer.status_code, answer._content = status, json.dumps(body).encode()
+    return answer
+
+
+def test_an_answer_for_a_route_api_gateway_lacks_names_the_url_and_never_echoes_credentials():
+    url = "https://abc.execute-api.us-west-2.amazonaws.com/prd/api/status"
+    no_route = gateway_answer(404, {"error": GATEWAY_ERRORS["MISSING_AUTHENTICATION_TOKEN"].message})
+    echoed = gateway_answer(
+        403, {"error": "Authorization header requires 'Credential' parameter. Authorization=Basic YWRtaW46cHc="}
+    )
+    for answer in (no_route, echoed):
+        text = explain_refusal(url, answer)
+        assert text.startswith(f"{url} is no LabLink route") and "stage is wrong" in text
+        assert "YWRtaW46cHc=" not in text
+    # LabLink's own 404 (an unknown VM) is shown as it is.
+    assert explain_refusal(url, gateway_answer(404, {"error": "No VM is named x."})) == "No VM is named x. (HTTP 404)"

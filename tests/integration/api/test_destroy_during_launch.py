@@ -70,7 +70,9 @@ def test_destroy_all_between_run_instances_calls_leaves_nothing(gateway, held, d
     on_first_run_instances(monkeypatch, event, destroy_all_now)
     result = run(held[0])
     assert destroys, "the destroy ran inside the launch step"
-    assert result["launched"] == 0 and result["withdrawn"] == 1  # the first VM was taken, the other two never started
+    # The first VM was taken. The other two launch in parallel with it: each was recorded
+    # before the destroy took every row (and destroyed with it), withdrawn, or never started.
+    assert result["withdrawn"] >= 1
     assert instances_of(ec2, ENVIRONMENT) == []
     assert row_count(db) == 0
     cancelled = db.operations.get(launch["operation_id"])

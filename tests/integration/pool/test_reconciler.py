@@ -239,14 +239,14 @@ def test_launch_step_killed_mid_launch_leaves_no_instance_without_a_row(harness,
     harness.set_policy(min_free=2, max_vms=5, **PATIENT)
     real_set_instance = type(harness.db.vms).set_instance
 
-    def dies_after_run_instances(self, hostname, instance_id):
+    def dies_after_run_instances(self, hostname, *_):
         raise StepKilled(hostname)
 
     monkeypatch.setattr(type(harness.db.vms), "set_instance", dies_after_run_instances)
     harness.reconcile()
     monkeypatch.setattr(type(harness.db.vms), "set_instance", real_set_instance)
     live = harness.fleet.instances()
-    assert len(live) == 1  # the step died after starting its first instance, before recording it
+    assert len(live) == 2  # the step (its VMs launched in parallel) died after starting both, recording neither
 
     harness.reconcile(OPERATION_STALL_S + 1)
     rows = harness.db.vms.get_instance_ids(harness.db.vms.list_hostnames())

@@ -68,6 +68,9 @@ class AppConfig(_Section):
 class FleetConfig(_Section):
     max_launch_per_request: int = Field(500, ge=1, le=500)
     max_vms: int = Field(500, ge=1, le=10_000)
+    # RunInstances calls of one launch step at a time, and tries of each (see lablink.fleet.ec2).
+    launch_concurrency: int = Field(16, ge=1, le=64)
+    launch_attempts: int = Field(5, ge=1, le=10)
 
 
 class ResearcherConfig(_Section):

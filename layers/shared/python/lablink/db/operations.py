@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import cast
 
 from psycopg2 import sql
@@ -44,16 +45,17 @@ class Operations:
         self, operation_id: uuid.UUID | str, *, done: int = 0, failed: int = 0, error: str | None = None
     ) -> None:
         """Count finished items; the operation ends (succeeded, partial or failed) when every
-        requested item is counted. A cancelled operation stays cancelled."""
+        requested item is counted. A cancelled or failed operation stays so, with its error (a
+        late run of a step the reconciler declared dead does not bring it back)."""
         self._conn.rowcount(
             sql.SQL(
                 """
                 UPDATE {} SET
                     done = done + %(done)s,
                     failed = failed + %(failed)s,
-                    error = CASE WHEN status = 'cancelled' THEN error ELSE COALESCE(%(error)s, error) END,
+                    error = CASE WHEN status IN ('cancelled', 'failed') THEN error ELSE COALESCE(%(error)s, error) END,
                     status = CASE
-                        WHEN status = 'cancelled' THEN 'cancelled'
+                        WHEN status IN ('cancelled', 'failed') THEN status
                         WHEN done + %(done)s + failed + %(failed)s < requested THEN 'running'
                         WHEN failed + %(failed)s = 0 THEN 'succeeded'
                         WHEN done + %(done)s = 0 THEN 'failed'
@@ -85,6 +87,19 @@ class Operations:
             )
         )
         return {r["operation_id"] for r in rows}
+
+    def abandon_stalled_operations(self, stalled_before: datetime, reason: str) -> list[Row]:
+        """Mark failed the launches and destroys that made no progress since ``stalled_before``
+        (a launch's hostnames are then free to be reserved again). Returns their id, kind
+        and hostnames."""
+        return self._conn.all(
+            sql.SQL(
+                "UPDATE {} SET status = 'failed', error = %s, updated_at = now() "
+                "WHERE status IN ('queued', 'running') AND updated_at < %s "
+                "RETURNING operation_id::text, kind, hostnames"
+            ).format(OPERATIONS),
+            (reason, stalled_before),
+        )
 
     def reserve_launch(self, environment: str, count: int, max_vms: int) -> tuple[uuid.UUID, list[str]]:
         """Create a launch operation for ``count`` new hostnames numbered after the highest one

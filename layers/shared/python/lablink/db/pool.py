@@ -97,19 +97,6 @@ class Pool:
         )
         return [r["hostname"] for r in rows]
 
-    def abandon_stalled_operations(self, stalled_before: datetime, reason: str) -> list[Row]:
-        """Mark failed the launches and destroys that made no progress since ``stalled_before``
-        (a launch's hostnames are then free to be reserved again). Returns their id, kind
-        and hostnames."""
-        return self._conn.all(
-            sql.SQL(
-                "UPDATE {} SET status = 'failed', error = %s, updated_at = now() "
-                "WHERE status IN ('queued', 'running') AND updated_at < %s "
-                "RETURNING operation_id::text, kind, hostnames"
-            ).format(OPERATIONS),
-            (reason, stalled_before),
-        )
-
     def release(self, hostnames: Iterable[str], reason: str) -> int:
         """Take the researchers off these VMs (their emails are free again); the history keeps
         each assignment with ``reason`` (the trigger reads lablink.release_reason, set for

@@ -123,12 +123,16 @@ class Vms:
             raise ValueError(f"unknown GPU health {healthy!r}; expected one of {', '.join(GpuHealth)}") from None
         return self._update_one("UPDATE {t} SET healthy = %s, last_seen_at = now() WHERE hostname = %s", health.value, hostname)
 
-    def set_instance(self, hostname: str, instance_id: str | None) -> bool:
+    def set_instance(self, hostname: str, instance_id: str | None, instance_type: str | None = None) -> bool:
         """Record the VM's instance; False when its row is gone or marked terminated (a destroy
-        took it meanwhile: the caller must end the instance, which no destroy will find)."""
-        return self._update_one(
-            "UPDATE {t} SET instance_id = %s WHERE hostname = %s AND status IS DISTINCT FROM 'terminated'", instance_id, hostname
+        took it meanwhile: the caller must end the instance, which no destroy will find). The
+        history trigger puts ``instance_type`` on the instance ledger (it reads
+        lablink.instance_type, set for this one transaction: the statements travel as one
+        query string)."""
+        query = sql.SQL("SELECT set_config('lablink.instance_type', %s, true); ") + self._table.query(
+            "UPDATE {t} SET instance_id = %s WHERE hostname = %s AND status IS DISTINCT FROM 'terminated'"
         )
+        return bool(self._conn.rowcount(query, (instance_type or "", instance_id, hostname)))
 
     def set_token_hash(self, hostname: str, token_hash: str) -> bool:
         return self._update_one("UPDATE {t} SET token_hash = %s WHERE hostname = %s", token_hash, hostname)

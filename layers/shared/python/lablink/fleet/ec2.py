@@ -15,17 +15,34 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # EC2's limits: values of one describe filter, instance ids of one terminate call.
 FILTER_VALUES_MAX = 190
 TERMINATE_MAX = 500
+# Account quota errors of RunInstances: client errors (HTTP 400) that botocore never retries.
+# A quota can free up within seconds (a recycle terminates an instance as it launches one),
+# so they are tried again a few times, then the VM fails with EC2's reason.
+QUOTA_ERRORS = frozenset({"InstanceLimitExceeded", "VcpuLimitExceeded"})
 
 
 def aws_client(service: str, region: str | None = None, config=None):
-    """A boto3 client, its calls traced by X-Ray (botocore is patched on first use);
-    ``config``: a botocore Config (timeouts, retries)."""
+    """A boto3 client (``config``: a botocore Config), its calls traced by X-Ray (botocore is
+    patched on first use)."""
     import boto3
 
     from lablink.observability import tracer
 
     tracer.patch(["botocore"])
-    return boto3.client(service, region_name=region, config=config) if region else boto3.client(service, config=config)
+    return boto3.client(service, region_name=region, config=config)
+
+
+def launch_client(region: str, *, concurrency: int, attempts: int):
+    """The EC2 client of a launch step, shared by its ``concurrency`` threads (boto3 clients
+    are thread-safe). botocore's "standard" retry mode tries each call up to ``attempts``
+    times with exponential backoff and full jitter (capped at 20 s) on throttling
+    (RequestLimitExceeded) and on server errors, InsufficientInstanceCapacity among them
+    (EC2 answers it with HTTP 500)."""
+    from botocore.config import Config
+
+    # total_max_attempts counts the first try (a client Config's max_attempts counts retries only).
+    config = Config(retries={"mode": "standard", "total_max_attempts": attempts}, max_pool_connections=concurrency)
+    return aws_client("ec2", region, config)
 
 
 def client_token(operation_id: str, hostname: str, token_hash: str) -> str:
@@ -58,8 +75,20 @@ def instance_tags(environment: str, hostname: str, operation_id: str) -> dict[st
     return {"Name": hostname, DEPLOYMENT_TAG: environment, HOSTNAME_TAG: hostname, OPERATION_TAG: operation_id}
 
 
-def run_instance(ec2, *, template_id: str, client_token: str, user_data: str | bytes, tags: dict[str, str], subnet_id: str | None) -> str:
-    """Start one instance from the launch template; returns its id."""
+def run_instance(
+    ec2,
+    *,
+    template_id: str,
+    client_token: str,
+    user_data: str | bytes,
+    tags: dict[str, str],
+    subnet_id: str | None,
+    attempts: int = 1,
+) -> str:
+    """Start one instance from the launch template; returns its id. A quota error is tried
+    up to ``attempts`` times, with exponential backoff and jitter."""
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
     request = {
         "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": "$Latest"},
         "MinCount": 1,
@@ -73,7 +102,13 @@ def run_instance(ec2, *, template_id: str, client_token: str, user_data: str | b
     }
     if subnet_id:
         request["SubnetId"] = subnet_id
-    return ec2.run_instances(**request)["Instances"][0]["InstanceId"]
+    retrying = Retrying(
+        retry=retry_if_exception(_over_quota),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential_jitter(initial=1, max=20),
+        reraise=True,
+    )
+    return retrying(ec2.run_instances, **request)["Instances"][0]["InstanceId"]
 
 
 def terminate(ec2, instance_ids: list[str]) -> None:
@@ -98,6 +133,11 @@ def terminate(ec2, instance_ids: list[str]) -> None:
 
 def _not_found(error) -> bool:
     return error.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
+
+
+def _over_quota(error: BaseException) -> bool:
+    response = getattr(error, "response", None)  # a botocore ClientError
+    return isinstance(response, dict) and response.get("Error", {}).get("Code") in QUOTA_ERRORS
 
 
 def reboot(ec2, instance_ids: list[str]) -> None:

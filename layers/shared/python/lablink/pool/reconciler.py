@@ -130,7 +130,7 @@ def _abandon_dead_operations(run: _Run) -> set[str]:
     """Fail the operations whose step died; the hostnames of the dead destroys."""
     reason = f"no progress for {OPERATION_STALL_S} s: its step died"
     dead_destroys: set[str] = set()
-    for op in run.db.pool.abandon_stalled_operations(run.ago(OPERATION_STALL_S), reason):
+    for op in run.db.operations.abandon_stalled_operations(run.ago(OPERATION_STALL_S), reason):
         if op["kind"] == "launch":
             outcome = f"its hostnames {', '.join(op['hostnames'])} are free again"
         else:
