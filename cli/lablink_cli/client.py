@@ -79,6 +79,9 @@ def explain_refusal(url: str, answer: requests.Response) -> str:
     message = str(found.get("error") or found.get("message") or found.get("Message") or "")
     if _no_route(answer.status_code, message):
         return f"{url} is no LabLink route (API Gateway has no such route): the base path or stage is wrong. {CHECK_URL}"
+    if answer.status_code == 403 and message == "Forbidden":
+        # API Gateway's answer for a stage it does not have, and its firewall's (deploy.waf).
+        return f"{url} was refused by API Gateway (403 Forbidden): check the stage in the URL. {CHECK_URL}"
     if answer.status_code == 404 and "error" not in found:
         return f"{url} is no LabLink route (HTTP 404 from something that is not LabLink's API). {CHECK_URL}"
     return f"{message or answer.reason} (HTTP {answer.status_code})"

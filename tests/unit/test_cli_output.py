@@ -148,5 +148,7 @@ def test_an_answer_for_a_route_api_gateway_lacks_names_the_url_and_never_echoes_
         text = explain_refusal(url, answer)
         assert text.startswith(f"{url} is no LabLink route") and "stage is wrong" in text
         assert "YWRtaW46cHc=" not in text
+    # A stage API Gateway does not have: 403 {"message": "Forbidden"} (AWS Knowledge Center, 403 errors).
+    assert "check the stage" in explain_refusal(url, gateway_answer(403, {"message": "Forbidden"}))
     # LabLink's own 404 (an unknown VM) is shown as it is.
     assert explain_refusal(url, gateway_answer(404, {"error": "No VM is named x."})) == "No VM is named x. (HTTP 404)"
