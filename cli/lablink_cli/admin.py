@@ -15,7 +15,12 @@ import sys
 import time
 
 from lablink_cli.client import DEFAULT_URL, AdminClient, ApiCallFailed
-from lablink_cli.output import ProgressBar, new_lines, table, vm_rows
+from lablink_cli.launch_wait import LaunchState, wait_for_launch
+from lablink_cli.output import ProgressBar, StatusLine, new_lines, table, vm_rows
+
+# How long `launch --wait` waits by default: a GPU VM on AWS boots in minutes (the image's
+# first start, cloud-init, pulling the client container).
+LAUNCH_TIMEOUT_S = 1800
 
 
 def client_from(args: argparse.Namespace) -> AdminClient:
@@ -44,12 +49,41 @@ def follow_operation(client: AdminClient, accepted: dict, args: argparse.Namespa
     return 0 if final["status"] == "succeeded" else 1
 
 
+def _requested(kind: str, accepted: dict, what: str) -> None:
+    """What an operation's 202 means: asked for, not done."""
+    names = accepted["hostnames"]
+    listed = f": {', '.join(names)}" if names else ""
+    print(f"{kind} requested (operation {accepted['operation_id']}): {len(names)} VMs {what}{listed}")
+
+
+def _report_launch(state: LaunchState, timed_out: bool, timeout: float) -> None:
+    listed = f": {', '.join(state.ready)}" if state.ready else ""
+    print(f"{len(state.ready)} of {state.total} VMs ready (operation {state.operation_id}){listed}")
+    for hostname, reason in state.failed.items():
+        print(f"failed: {hostname}: {reason}", file=sys.stderr)
+    if timed_out:
+        waiting = [f"{name} (booting)" for name in state.booting] + [f"{name} (requested)" for name in state.requested]
+        print(f"not ready after {timeout:g} s: {', '.join(waiting)}", file=sys.stderr)
+
+
 def cmd_launch(args: argparse.Namespace) -> int:
     client = client_from(args)
     accepted = client.launch(args.count)
-    if not args.json:
-        print(f"launching {len(accepted['hostnames'])} VMs: {', '.join(accepted['hostnames'])}")
-    return follow_operation(client, accepted, args)
+    if not args.wait:
+        if args.json:
+            print_json(accepted)
+        else:
+            _requested("launch", accepted, "booting")
+        return 0
+    line = StatusLine()
+    show = (lambda _: None) if args.json else (lambda state: line.show(state.progress(), state.finished))
+    state, timed_out = wait_for_launch(client, accepted["operation_id"], show, args.timeout, args.poll)
+    line.end()
+    if args.json:
+        print_json(state.as_json(timed_out))
+    else:
+        _report_launch(state, timed_out, args.timeout)
+    return 0 if state.finished and not state.failed else 1
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
@@ -60,10 +94,20 @@ def cmd_destroy(args: argparse.Namespace) -> int:
             print("nothing destroyed")
             return 1
     client = client_from(args)
-    accepted = client.destroy(args.hostnames or None)
-    if not args.json:
-        print(f"destroying {len(accepted['hostnames'])} VMs")
-    return follow_operation(client, accepted, args)
+    try:
+        accepted = client.destroy(args.hostnames or None)
+    except ApiCallFailed as error:
+        if error.status != 404:
+            raise
+        print(f"error: {error}", file=sys.stderr)  # names the unknown VMs; nothing was destroyed
+        return 1
+    if args.wait:
+        return follow_operation(client, accepted, args)
+    if args.json:
+        print_json(accepted)
+    else:
+        _requested("destroy", accepted, "to destroy")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -112,7 +156,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    text = client_from(args).export(args.format)
+    if args.json and args.format == "csv":
+        raise ApiCallFailed("--json and --format csv ask for two formats: give one")
+    fmt = args.format or ("json" if args.json else "csv")
+    text = client_from(args).export(fmt)
+    if fmt == "json":
+        text = json.dumps(json.loads(text), indent=2)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as out:
             out.write(text)
@@ -197,8 +246,14 @@ def add_commands(commands) -> None:
     """Register the admin subcommands on the `lablink` parser's subparsers."""
     common = common_options()
 
-    launch = commands.add_parser("launch", parents=[common], help="launch N client VMs and show the progress")
+    launch = commands.add_parser("launch", parents=[common], help="launch N client VMs (--wait: until they are ready)")
     launch.add_argument("count", type=int, metavar="N")
+    launch.add_argument(
+        "--wait", action="store_true", help="show requested/booting/ready until every VM is ready or failed; exit 1 if one failed"
+    )
+    launch.add_argument(
+        "--timeout", type=float, default=LAUNCH_TIMEOUT_S, help=f"with --wait: stop waiting after this many seconds (default {LAUNCH_TIMEOUT_S})"
+    )
     launch.set_defaults(run=cmd_launch)
 
     commands.add_parser("status", parents=[common], help="how many VMs are in each status").set_defaults(run=cmd_status)
@@ -210,13 +265,14 @@ def add_commands(commands) -> None:
     logs.set_defaults(run=cmd_logs)
 
     export = commands.add_parser("export", parents=[common], help="the startup metrics of every VM")
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--format", choices=("csv", "json"), help="default: csv, or json with --json")
     export.add_argument("-o", "--output", help="write to this file instead of standard output")
     export.set_defaults(run=cmd_export)
 
     destroy = commands.add_parser("destroy", parents=[common], help="destroy the named VMs, or every VM")
     destroy.add_argument("hostnames", nargs="*", metavar="HOST")
     destroy.add_argument("--yes", action="store_true", help="destroy every VM without asking")
+    destroy.add_argument("--wait", action="store_true", help="follow the destroy until it ends; exit 1 unless it succeeded")
     destroy.set_defaults(run=cmd_destroy)
 
     _add_access_commands(commands, common)

@@ -5,12 +5,15 @@ client, so that a command's many calls (a launch's progress polls) reuse one con
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 
 import requests
 from requests.auth import HTTPBasicAuth
+
+from lablink.api.gateway_errors import GATEWAY_ERRORS
 
 DEFAULT_URL = "http://127.0.0.1:8000/local"
 FINISHED = ("succeeded", "failed", "partial", "cancelled")
@@ -32,14 +35,55 @@ def _root_cause(error: BaseException) -> BaseException:
     return error
 
 
-def _explain(answer: requests.Response) -> str:
+CHECK_URL = (
+    "LABLINK_URL (or --url) must be the API's root with its stage, as `cdk deploy` prints it "
+    "(https://ID.execute-api.REGION.amazonaws.com/prod), or http://127.0.0.1:8000/local for `lablink local`; "
+    "without /api or /admin"
+)
+
+
+# API Gateway's answer (the stack's gateway response) for a route it does not have.
+NO_ROUTE = GATEWAY_ERRORS["MISSING_AUTHENTICATION_TOKEN"]
+
+
+def _no_route(status: int, message: str) -> bool:
+    """API Gateway's answer when no deployed route matches the stage, path and method: our
+    gateway response, or, as the request carries Basic credentials, a 403 complaint about its
+    Authorization header that echoes them (so that message is never printed)."""
+    if status == NO_ROUTE.status and message == NO_ROUTE.message:
+        return True
+    return status == 403 and ("in Authorization header" in message or "Authorization header requires" in message)
+
+
+def _unreachable(url: str, error: BaseException) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        why = "connection refused: no server is running at that address (start `lablink local`, or check the host and port)"
+    elif isinstance(error, socket.gaierror):
+        why = "its host name does not resolve (a typo in the host?)"
+    elif isinstance(error, TimeoutError | socket.timeout):
+        why = "no answer in time (a firewall, or the wrong host?)"
+    else:
+        why = str(error)
+    return f"cannot reach {url}: {why}. {CHECK_URL}"
+
+
+def explain_refusal(url: str, answer: requests.Response) -> str:
     if answer.status_code == 401:
         return "the admin user or password is wrong (HTTP 401): see --user/--password or LABLINK_ADMIN_USER/LABLINK_ADMIN_PASSWORD"
     try:
         found = answer.json() if answer.content else {}
     except ValueError:
         found = {}
-    message = (found.get("error") or found.get("message") or found.get("Message")) if isinstance(found, dict) else None
+    if not isinstance(found, dict):
+        found = {}
+    message = str(found.get("error") or found.get("message") or found.get("Message") or "")
+    if _no_route(answer.status_code, message):
+        return f"{url} is no LabLink route (API Gateway has no such route): the base path or stage is wrong. {CHECK_URL}"
+    if answer.status_code == 403 and message == "Forbidden":
+        # API Gateway's answer for a stage it does not have, and its firewall's (deploy.waf).
+        return f"{url} was refused by API Gateway (403 Forbidden): check the stage in the URL. {CHECK_URL}"
+    if answer.status_code == 404 and "error" not in found:
+        return f"{url} is no LabLink route (HTTP 404 from something that is not LabLink's API). {CHECK_URL}"
     return f"{message or answer.reason} (HTTP {answer.status_code})"
 
 
@@ -55,22 +99,30 @@ class AdminClient:
     def call(self, method: str, path: str, body: object = None, *, admin: bool = True) -> tuple[int, str, bytes]:
         """(status, content type, body) of one request; ApiCallFailed for 4xx/5xx and
         network failures."""
+        url = self.url + path
         try:
-            answer = self._session.request(
-                method, self.url + path, json=body, auth=self._credentials if admin else None, timeout=self.timeout
-            )
+            answer = self._session.request(method, url, json=body, auth=self._credentials if admin else None, timeout=self.timeout)
         except requests.RequestException as error:
-            reason = _root_cause(error)
-            raise ApiCallFailed(f"cannot reach {self.url}: {reason} (is the stack running? see --url / LABLINK_URL)") from None
+            raise ApiCallFailed(_unreachable(url, _root_cause(error))) from None
         if answer.status_code >= 400:
-            raise ApiCallFailed(_explain(answer), answer.status_code)
+            raise ApiCallFailed(explain_refusal(url, answer), answer.status_code)
         return answer.status_code, answer.headers.get("Content-Type", ""), answer.content
 
+    def call_json(self, method: str, path: str, body: object = None, *, admin: bool = True):
+        _, content_type, content = self.call(method, path, body, admin=admin)
+        try:
+            return json.loads(content)
+        except ValueError:
+            # A web server that is not LabLink's API (a page at that address, a proxy).
+            raise ApiCallFailed(
+                f"{self.url + path} answered {content_type or 'something'}, not LabLink's JSON. {CHECK_URL}"
+            ) from None
+
     def get_json(self, path: str, *, admin: bool = True):
-        return json.loads(self.call("GET", path, admin=admin)[2])
+        return self.call_json("GET", path, admin=admin)
 
     def post_json(self, path: str, body: object, *, admin: bool = True):
-        return json.loads(self.call("POST", path, body, admin=admin)[2])
+        return self.call_json("POST", path, body, admin=admin)
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -111,7 +163,7 @@ class AdminClient:
 
     def set_access(self, changes: dict) -> dict:
         """PUT /api/access: the fields left out are kept."""
-        return json.loads(self.call("PUT", "/api/access", changes)[2])
+        return self.call_json("PUT", "/api/access", changes)
 
     def pool(self) -> dict:
         return self.get_json("/api/pool")

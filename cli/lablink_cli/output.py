@@ -47,13 +47,39 @@ def vm_rows(vms: Sequence[dict]) -> tuple[list[str], list[list]]:
     return headers, rows
 
 
-class ProgressBar:
+class StatusLine:
     """One line redrawn in place on a terminal; a line per change elsewhere."""
 
-    def __init__(self, stream=sys.stderr, width: int = 30):
-        self.stream, self.width = stream, width
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
         self.tty = stream.isatty()
         self.last = ""
+        self.unended = False  # a terminal's line is still open
+
+    def show(self, text: str, final: bool) -> None:
+        if text == self.last:
+            return
+        self.last = text
+        if self.tty:
+            self.stream.write(f"\r{text}" + ("\n" if final else ""))
+            self.unended = not final
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        """Close a terminal's open line (a wait that stopped before the end)."""
+        if self.unended:
+            self.stream.write("\n")
+            self.unended = False
+
+
+class ProgressBar(StatusLine):
+    """An operation's progress: a bar of its finished items."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30):
+        super().__init__(stream)
+        self.width = width
 
     def __call__(self, operation: dict) -> None:
         requested = max(operation["requested"], 1)
@@ -63,15 +89,7 @@ class ProgressBar:
             f"{operation['kind']} [{'#' * filled}{'-' * (self.width - filled)}] "
             f"{finished}/{operation['requested']} ({operation['done']} done, {operation['failed']} failed) {operation['status']}"
         )
-        if text == self.last:
-            return
-        self.last = text
-        if self.tty:
-            end = "\n" if operation["status"] in FINISHED else ""
-            self.stream.write(f"\r{text}{end}")
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        self.show(text, operation["status"] in FINISHED)
 
 
 def new_lines(previous: str, current: str) -> list[str]:

@@ -108,6 +108,24 @@ def _arn_pattern(pattern: str) -> re.Pattern:
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
 
 
+def _signature_complaint(authorization: str) -> str:
+    """API Gateway's message when no route matches and the request carries an Authorization
+    header: it reads the header as a SigV4 signature and echoes it back, credentials included
+    (aws/chalice#828, serverless/serverless#3205). It is not the MISSING_AUTHENTICATION_TOKEN
+    answer (customizing that one does not change it: re:Post "REST API in API Gateway returns 403
+    when resource or method is incorrect"), so the stack's DEFAULT_4XX renders it: a client must
+    never print it."""
+    _, _, parameters = authorization.partition(" ")
+    for pair in (p.strip() for p in parameters.split(",") if p.strip()):
+        if "=" not in pair:
+            return f"'{pair}' not a valid key=value pair (missing equal-sign) in Authorization header: '{authorization}'."
+    return (
+        "Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. "
+        "Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either "
+        f"a 'X-Amz-Date' or a 'Date' header. Authorization={authorization}"
+    )
+
+
 def gateway_error(response_type: str) -> GatewayResponse:
     """API Gateway's own answer of ``response_type``, as the stack's gateway response renders it
     (the emulator answers only the types with a status and message of their own)."""
@@ -115,6 +133,15 @@ def gateway_error(response_type: str) -> GatewayResponse:
     assert error.status is not None and error.message is not None, response_type
     headers = {"Content-Type": "application/json", **GATEWAY_HEADERS, **error.headers}
     return GatewayResponse(error.status, headers, json.dumps({"error": error.message}).encode())
+
+
+def _no_route(headers: Mapping[str, str]) -> GatewayResponse:
+    """API Gateway's answer for a stage, path or method it has no route for."""
+    authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+    if authorization is None:
+        return gateway_error("MISSING_AUTHENTICATION_TOKEN")
+    body = {"error": _signature_complaint(authorization)}  # DEFAULT_4XX: the error's own status and message
+    return GatewayResponse(403, {"Content-Type": "application/json", **GATEWAY_HEADERS}, json.dumps(body).encode())
 
 
 class Gateway:
@@ -175,7 +202,7 @@ class Gateway:
         matched = self.match(method, path)
         if matched is None:
             # API Gateway's answer for a path or method it does not know (also a wrong stage or base path).
-            return gateway_error("MISSING_AUTHENTICATION_TOKEN")
+            return _no_route(headers)
         route, path_parameters = matched
         event = self.proxy_event(route, method, path, path_parameters, query_pairs, headers, body, source_ip)
 

@@ -1,8 +1,10 @@
 """`lablink local --demo`, then the admin CLI (`lablink launch|status|vms|logs|export|destroy|access`)
-against that stack (5 VMs, 3 of them assigned by the demo)."""
+against that stack (5 VMs, 3 of them assigned by the demo), as an admin types it: through the
+local API Gateway emulator, which answers unknown paths as API Gateway does."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -110,30 +112,87 @@ def test_export_gives_the_startup_metrics_as_csv_and_json(stack, tmp_path):
     as_csv = run_cli(stack, "export", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert len(rows) == len(stack.client.vms())
-    assert all(float(row["totalstartupdurationseconds"]) > 0 for row in rows)
+    assert all(float(row["total_s"]) > 0 and row["created_at"].endswith("Z") for row in rows)
+    assert run_cli(stack, "export").stdout == as_csv.stdout  # csv unless JSON is asked for
+    as_json = run_cli(stack, "export", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert {vm["hostname"] for vm in json.loads(as_json.stdout)["vms"]} == {row["hostname"] for row in rows}
     target = tmp_path / "metrics.json"
     written = run_cli(stack, "export", "--format", "json", "--output", str(target))
     assert written.returncode == 0 and written.stdout.strip() == f"wrote {target}"
-    assert {vm["hostname"] for vm in json.loads(target.read_text())["vms"]} == {row["hostname"] for row in rows}
+    assert json.loads(target.read_text()) == json.loads(as_json.stdout)
 
 
-def test_launch_shows_progress_until_the_operation_ends_then_destroy_removes_them(stack):
+def new_vms(stack, before: set[str]) -> list[str]:
+    return sorted({vm["hostname"] for vm in stack.client.vms()} - before)
+
+
+def test_launch_says_requested_not_succeeded_and_with_wait_returns_when_the_vms_are_ready(stack):
     before = {vm["hostname"] for vm in stack.client.vms()}
-    launched = run_cli(stack, "launch", "2", "--poll", "0.2")
-    assert launched.returncode == 0, launched.stderr
-    first, last = launched.stdout.splitlines()[0], launched.stdout.splitlines()[-1]
-    new = set(first.split(": ", 1)[1].split(", "))
-    assert len(new) == 2 and not new & before
-    assert last.startswith("launch succeeded: 2 launched, 0 failed (operation ")
-    progress = launched.stderr.splitlines()  # not a terminal: one line per change
-    assert progress[-1].startswith("launch [##############################] 2/2 (2 done, 0 failed) succeeded")
-    assert all(line.startswith("launch [") for line in progress)
+    requested = run_cli(stack, "launch", "1")
+    assert requested.returncode == 0, requested.stderr
+    assert requested.stdout.startswith("launch requested (operation ") and ": 1 VMs booting: " in requested.stdout
+    assert "succeeded" not in requested.stdout
+    first = new_vms(stack, before)
+    wait_until(
+        lambda: {vm["hostname"]: vm["status"] for vm in stack.client.vms()}[first[0]] == "running",
+        60,
+        message="the VM to run",
+    )
 
-    as_json = run_cli(stack, "destroy", *sorted(new), "--json", "--poll", "0.2")
-    assert as_json.returncode == 0, as_json.stderr
-    final = json.loads(as_json.stdout)
-    assert (final["kind"], final["status"], final["done"], sorted(final["hostnames"])) == ("destroy", "succeeded", 2, sorted(new))
-    assert {vm["hostname"] for vm in stack.client.vms()} == before
+    before = {vm["hostname"] for vm in stack.client.vms()}
+    launched = run_cli(stack, "launch", "2", "--wait", "--poll", "0.2")
+    assert launched.returncode == 0, launched.stderr
+    new = new_vms(stack, before)
+    assert launched.stdout.splitlines() == [
+        f"2 of 2 VMs ready (operation {launched.stdout.split('operation ')[1].split(')')[0]}): {', '.join(new)}"
+    ]
+    # Returned only once both run (the simulated boot takes seconds, the operation far less).
+    assert all(vm["status"] == "running" for vm in stack.client.vms() if vm["hostname"] in new)
+    progress = launched.stderr.splitlines()  # not a terminal: one line per change
+    assert progress[-1] == "launch: 2 of 2 ready (0 requested, 0 booting, 0 failed)"
+    assert any("booting" in line and " 0 booting" not in line for line in progress), progress
+    assert all(line.startswith("launch: ") for line in progress)
+
+    destroyed = run_cli(stack, "destroy", *first, *new, "--wait", "--json", "--poll", "0.2")
+    assert destroyed.returncode == 0, destroyed.stderr
+    final = json.loads(destroyed.stdout)
+    assert (final["kind"], final["status"], final["done"], sorted(final["hostnames"])) == (
+        "destroy",
+        "succeeded",
+        3,
+        sorted(first + new),
+    )
+    assert {vm["hostname"] for vm in stack.client.vms()} == before - set(first)
+
+
+def test_launch_wait_exits_1_naming_a_vm_that_failed_and_why(stack):
+    before = {vm["hostname"] for vm in stack.client.vms()}
+    env = {**os.environ, "LABLINK_URL": stack.api_url, "LABLINK_ADMIN_PASSWORD": "e2e-admin-password"}
+    waiting = subprocess.Popen(
+        [LABLINK, "launch", "2", "--wait", "--poll", "0.2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    new = wait_until(lambda: len(found := new_vms(stack, before)) == 2 and found, 30, message="the launch's rows")
+    stack.client.destroy([new[0]])  # gone before it was ready (its simulated boot takes seconds)
+    out, err = waiting.communicate(timeout=90)
+    assert waiting.returncode == 1, (out, err)
+    assert out.startswith("1 of 2 VMs ready (operation ") and out.rstrip().endswith(new[1])
+    assert f"failed: {new[0]}: it no longer exists (destroyed)" in err
+    stack.client.wait_operation(stack.client.destroy([new[1]])["operation_id"], lambda _: None, poll=0.2)
+
+
+def test_destroy_of_unknown_names_exits_1_naming_them_and_destroys_nothing(stack):
+    count = len(stack.client.vms())
+    known = stack.client.vms()[0]["hostname"]
+    refused = run_cli(stack, "destroy", known, "no-such-vm", "lablink-vm-dev-999", "--yes")
+    assert refused.returncode == 1
+    assert "no-such-vm" in refused.stderr and "lablink-vm-dev-999" in refused.stderr and known not in refused.stderr
+    assert "nothing was destroyed" in refused.stderr and refused.stdout == ""
+    assert len(stack.client.vms()) == count
 
 
 def test_destroying_everything_needs_yes_when_not_asked_interactively(stack):
@@ -148,9 +207,28 @@ def test_wrong_credentials_and_unreachable_api_are_clear_errors(stack):
     assert wrong.returncode == 2
     assert "the admin user or password is wrong (HTTP 401)" in wrong.stderr
     env = {**os.environ, "LABLINK_ADMIN_PASSWORD": "x"}
-    gone = subprocess.run([LABLINK, "vms", "--url", "http://127.0.0.1:9/local"], env=env, capture_output=True, text=True, timeout=30)
-    assert gone.returncode == 2 and "cannot reach http://127.0.0.1:9/local" in gone.stderr
-    assert gone.stdout == ""
+    gone = subprocess.run(
+        [LABLINK, "vms", "--url", "http://127.0.0.1:9/local"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert gone.returncode == 2 and gone.stdout == ""
+    assert (
+        "cannot reach http://127.0.0.1:9/local/api/vms: connection refused: no server is running at that address"
+        in gone.stderr
+    )
+
+
+@pytest.mark.parametrize("base", ["/prod", "/local/api"], ids=["wrong stage", "base path with /api"])
+def test_a_wrong_base_path_names_the_url_tried_and_what_to_check(stack, base):
+    """The local gateway answers an unknown path as API Gateway does (403, and with the CLI's
+    Basic credentials a message that echoes them); the CLI says what that means instead."""
+    root = stack.api_url.rsplit("/local", 1)[0] + base
+    wrong = run_cli(stack, "status", "--url", root)
+    assert wrong.returncode == 2 and wrong.stdout == ""
+    assert f"error: {root}/api/status is no LabLink route" in wrong.stderr
+    assert "the base path or stage is wrong" in wrong.stderr and "LABLINK_URL" in wrong.stderr
+    # API Gateway's answer echoes the Basic credentials the CLI sent: never printed.
+    credentials = base64.b64encode(b"admin:e2e-admin-password").decode()
+    assert credentials not in wrong.stderr and "Authorization=" not in wrong.stderr
 
 
 def test_access_shows_and_sets_the_gate_and_requests_follow_it_at_once(stack):

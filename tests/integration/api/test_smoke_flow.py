@@ -34,7 +34,8 @@ def test_launch_report_assign_destroy(gateway, provisioner, db):
     assert gateway.request("GET", "/api/unassigned_vms_count").json() == {"count": 2}
 
     hostname, token = next(iter(tokens.items()))
-    metrics = {"cloud_init_start": 1_700_000_000, "cloud_init_end": 1_700_000_060, "container_start": 1_700_000_060, "container_end": 1_700_000_090}
+    # Fractions of a second, as a VM measures them: the export rounds them to 0.1 s.
+    metrics = {"cloud_init_start": 1_700_000_000.04, "cloud_init_end": 1_700_000_060.37, "container_start": 1_700_000_060.37, "container_end": 1_700_000_090.5}
     answer = gateway.request("POST", f"/api/vm-metrics/{hostname}", json_body=metrics, headers=bearer(token))
     assert answer.status == 200 and "total startup" in answer.json()["message"], answer.text
     assert gateway.request("POST", "/api/gpu_health", json_body={"hostname": hostname, "gpu_status": "Healthy"}, headers=bearer(token)).status == 200
@@ -61,10 +62,20 @@ def test_launch_report_assign_destroy(gateway, provisioner, db):
     csv_export = gateway.request("GET", "/api/export-metrics?format=csv", headers=ADMIN)
     assert csv_export.status == 200 and csv_export.header("Content-Type").startswith("text/csv")
     lines = csv_export.text.splitlines()
-    assert lines[0].startswith("hostname,status,terraformapplystarttime") and len(lines) == 3
+    assert len(lines) == 3
+    assert lines[0] == (
+        "hostname,status,provisioning_start,provisioning_end,provisioning_s,cloud_init_start,cloud_init_end,cloud_init_s,"
+        "container_start,container_end,container_s,total_s,created_at"
+    )
     exported = gateway.request("GET", "/api/export-metrics", query={"format": "json"}, headers=ADMIN).json()["vms"]
     reported = next(vm for vm in exported if vm["hostname"] == hostname)
-    assert reported["cloudinitdurationseconds"] == 60 and reported["totalstartupdurationseconds"] is not None
+    # Named for people, seconds to 0.1, times in ISO 8601 UTC with Z (1_700_000_000 is 22:13:20 UTC).
+    assert (reported["cloud_init_s"], reported["container_s"]) == (60.3, 30.1)
+    assert (reported["cloud_init_start"], reported["container_end"]) == ("2023-11-14T22:13:20Z", "2023-11-14T22:14:50Z")
+    assert abs(reported["total_s"] - (reported["provisioning_s"] + 60.33 + 30.13)) <= 0.1
+    for column in ("provisioning_start", "provisioning_end", "created_at"):
+        assert reported[column].endswith("Z") and "+" not in reported[column], reported
+    assert all(vm["total_s"] is None or round(vm["total_s"], 1) == vm["total_s"] for vm in exported)
 
     destroyed = gateway.request("POST", "/api/destroy", json_body={}, headers=ADMIN)
     assert destroyed.status == 202 and sorted(destroyed.json()["hostnames"]) == sorted(tokens)

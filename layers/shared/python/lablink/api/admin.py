@@ -16,13 +16,10 @@ from lablink.api.pool import router as pool_router
 from lablink.db.errors import UnknownVm
 from lablink.db.tables import VmRow
 from lablink.pages.admin import access_html, admin_page
-from lablink.phases import PHASES, TOTAL_COLUMN
+from lablink.phases import EXPORT_COLUMNS, export_row
 from lablink.runtime import config, database
 
 app = make_resolver()
-
-# The startup metrics of export-metrics, in the seed's column order.
-METRIC_COLUMNS = ("hostname", "status", *(column for phase in PHASES for column in phase.columns), TOTAL_COLUMN, "createdat")
 
 
 def _jsonable(value: object) -> object:
@@ -88,10 +85,14 @@ def vm_logs(hostname: HostnamePath) -> VmLogsOut:
     )
 
 
-@app.get("/api/export-metrics", summary="The startup metrics of every VM, as CSV or JSON")
+@app.get(
+    "/api/export-metrics",
+    summary="The startup metrics of every VM, as CSV or JSON",
+    description=f"Columns: {', '.join(EXPORT_COLUMNS)}. Times in ISO 8601 UTC (Z); durations in seconds, rounded to 0.1.",
+)
 def export_metrics(format: Annotated[ExportFormat, Query(description="csv or json")] = ExportFormat.json) -> Response[str]:  # noqa: A002
-    rows = [{key: _jsonable(vm.get(key)) for key in METRIC_COLUMNS} for vm in database("admin").vms.list_all()]
-    return export_response(format, "vms", METRIC_COLUMNS, rows, "lablink-metrics.csv")
+    rows = [export_row(vm) for vm in database("admin").vms.list_all()]
+    return export_response(format, "vms", EXPORT_COLUMNS, rows, "lablink-metrics.csv")
 
 
 def _access_out(rules: AccessRules) -> AccessOut:
