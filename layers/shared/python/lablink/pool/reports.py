@@ -3,12 +3,13 @@ and failures) and the history of every assignment, with times in ISO 8601 UTC ("
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from lablink.config import LablinkConfig
 from lablink.db.database import Database
 from lablink.models import GpuHealth, VmStatus
+from lablink.phases import iso_utc
 from lablink.pool.policy import get_policy, target_free
 
 LATEST_ACTIONS = 100
@@ -34,13 +35,6 @@ _PHASE_SOURCES = {
     "container_s": "container_seconds",
     "total_s": "total_startup_seconds",
 }
-
-
-def iso_utc(value: datetime | None) -> str | None:
-    """2026-03-02T09:00:00Z (whatever zone the value was read in)."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def pool_status(db: Database, cfg: LablinkConfig, now: datetime) -> dict[str, Any]:
