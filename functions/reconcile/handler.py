@@ -3,13 +3,13 @@ asynchronous invokes); one reconcile of lablink.pool.reconciler at the current t
 
 from datetime import UTC, datetime
 
-from lablink.observability import count, logger, metrics, tracer
+from lablink.observability import count, logged, metrics, traced
 from lablink.pool.reconciler import Ec2Fleet, reconcile
 from lablink.runtime import config, database
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@logged()
+@traced
 @metrics.log_metrics
 def handler(event, context):
     cfg = config()

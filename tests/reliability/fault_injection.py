@@ -31,6 +31,7 @@ import psycopg2
 
 from lablink.config import LablinkConfig
 from lablink.db.database import Database
+from lablink.tokens import log_stream_hostname
 from lablink_cli.client import AdminClient, ApiCallFailed
 from tests.support.db_probe import audit_trail
 from tests.support.proof_stack import ProofStack
@@ -239,7 +240,8 @@ def check(stack: ProofStack, researchers: list[Researcher], db: Database, hostna
 
     # Log events: the group's events, each stored once.
     group = stack.cloud.client_log_group
-    in_group = {event_id(group, e): (e["logStreamName"], e["message"]) for e in moto_events(stack)}
+    # Streams are "<hostname>.<tag>" (lablink.tokens.log_stream_name); rows hold the hostname.
+    in_group = {event_id(group, e): (log_stream_hostname(e["logStreamName"]), e["message"]) for e in moto_events(stack)}
     stored = stored_events(stack.database_url)
     stored_ids = Counter(event for event, _, _ in stored)
     missing = [i for i in in_group if i not in stored_ids]

@@ -72,6 +72,9 @@ class ProofStack(LocalStack):
         kwargs.setdefault("state_dir", Path(tempfile.mkdtemp(prefix="lablink-proof-")))
         kwargs.setdefault("port", 0)
         kwargs.setdefault("progress", lambda text: None)
+        # The proofs measure the API and its faults with the VMs they launch themselves; the
+        # autopilot would act on those VMs (its own proofs: tests/integration/pool, tests/e2e).
+        kwargs.setdefault("reconcile_seconds", 0)
         super().__init__(config, **kwargs)
         self.with_vms = vms
         self.gateway_process = gateway_process
