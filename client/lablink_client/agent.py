@@ -85,7 +85,7 @@ class Watcher(threading.Thread, Generic[Probed]):
                 due = self.heartbeat is not None and time.monotonic() - reported_at >= self.heartbeat
                 if value != reported or force or due:
                     if self.send(value):
-                        if value != reported:
+                        if value != reported or force:  # a heartbeat alone is not worth a line
                             log.info("%s: reported %s", self.name, value)
                         reported, reported_at = value, time.monotonic()
                     elif force:

@@ -97,11 +97,13 @@ class Stack:
     def listener_url(self) -> str:
         return f"http://127.0.0.1:{self.listener.port}"
 
-    def request_vm(self, email: str, crd_command: str) -> tuple[int, dict]:
-        """The researcher's POST /api/request_vm through the real API."""
+    def request_vm(self, email: str, crd_command: str, claim_token: str | None = None) -> tuple[int, dict]:
+        """The researcher's POST /api/request_vm through the real API (asking again for the
+        same email takes the first answer's claim token)."""
+        body = {"email": email, "crd_command": crd_command} | ({"claim_token": claim_token} if claim_token else {})
         request = urllib.request.Request(
             f"{self.api_url}/api/request_vm",
-            data=json.dumps({"email": email, "crd_command": crd_command}).encode(),
+            data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )

@@ -87,7 +87,7 @@ def test_a_failing_start_host_is_reported_and_the_agent_waits_again(stack, vm, h
 
     # The researcher asks again with a fresh code: same VM, new PIN, and this time it works.
     host.start_host_exits(0)
-    status, second = stack.request_vm("ada@example.org", command("second-code"))
+    status, second = stack.request_vm("ada@example.org", command("second-code"), first["claim_token"])
     assert status == 200 and second["hostname"] == vm.hostname, second
     calls = wait_until(lambda: host.start_host_calls()[1:], message="second start-host\n" + agent.log())
     assert calls == [

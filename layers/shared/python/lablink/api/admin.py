@@ -92,7 +92,7 @@ def vm_logs(hostname: HostnamePath) -> VmLogsOut:
 )
 def export_metrics(format: Annotated[ExportFormat, Query(description="csv or json")] = ExportFormat.json) -> Response[str]:  # noqa: A002
     rows = [export_row(vm) for vm in database("admin").vms.list_all()]
-    return export_response(format, "vms", EXPORT_COLUMNS, rows, "lablink-metrics.csv")
+    return export_response(format, "vms", list(EXPORT_COLUMNS), rows, "lablink-metrics.csv")
 
 
 def _access_out(rules: AccessRules) -> AccessOut:
