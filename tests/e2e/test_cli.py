@@ -133,7 +133,8 @@ def test_launch_says_requested_not_succeeded_and_with_wait_returns_when_the_vms_
     assert requested.returncode == 0, requested.stderr
     assert requested.stdout.startswith("launch requested (operation ") and ": 1 VMs booting: " in requested.stdout
     assert "succeeded" not in requested.stdout
-    first = new_vms(stack, before)
+    # The launch step creates the row just before the instance, a moment after the 202.
+    first = wait_until(lambda: new_vms(stack, before), 30, message="the new VM's row")
     wait_until(
         lambda: {vm["hostname"]: vm["status"] for vm in stack.client.vms()}[first[0]] == "running",
         60,
