@@ -4,7 +4,7 @@ started run to their end; VMs 'boot' by reporting as the client agent would."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from lablink import runtime
 from lablink.db.database import Database
@@ -32,6 +32,12 @@ class PoolHarness:
 
     def at(self, seconds: float) -> datetime:
         return self.start + timedelta(seconds=seconds)
+
+    def from_now(self, seconds: float) -> float:
+        """The offset of ``seconds`` after the real present: for rules timed from what the
+        database stamped with its own clock (an operation's updated_at), however slowly the
+        test got there."""
+        return (datetime.now(UTC) - self.start).total_seconds() + seconds
 
     def reconcile(self, after_s: float = 0) -> ReconcileResult:
         result = reconcile(self.db, self.fleet, runtime.config(), self.at(after_s))

@@ -160,9 +160,9 @@ def test_dead_launch_releases_its_hostnames(harness):
     dispatch.set_dispatcher(lambda payload: None)  # the step never runs: its operation stays queued
     cfg = runtime.config()
     operation_id, hostnames = harness.db.operations.reserve_launch(cfg.app.environment, 2, 2)
-    assert harness.reconcile(OPERATION_STALL_S - 60).actions == []  # not dead yet
+    assert harness.reconcile(harness.from_now(OPERATION_STALL_S - 60)).actions == []  # not dead yet
 
-    result = harness.reconcile(OPERATION_STALL_S + 1)
+    result = harness.reconcile(harness.from_now(OPERATION_STALL_S + 1))
     assert [(a.action, a.operation_id) for a in result.actions] == [("release", str(operation_id))]
     assert harness.db.operations.get(operation_id)["status"] == "failed"
     # the fleet is not full any more: the same names can be reserved again
@@ -179,7 +179,7 @@ def test_dead_destroy_is_started_again(harness):
     assert [a.action for a in harness.reconcile(60).actions] == ["launch"]
 
     harness.provisioner.install()
-    result = harness.reconcile(OPERATION_STALL_S + 1)
+    result = harness.reconcile(harness.from_now(OPERATION_STALL_S + 1))
     assert ("release", str(dead)) in [(a.action, a.operation_id) for a in result.actions]
     assert not harness.db.vms.exists(hostname)
 
@@ -248,7 +248,7 @@ def test_launch_step_killed_mid_launch_leaves_no_instance_without_a_row(harness,
     live = harness.fleet.instances()
     assert len(live) == 2  # the step (its VMs launched in parallel) died after starting both, recording neither
 
-    harness.reconcile(OPERATION_STALL_S + 1)
+    harness.reconcile(harness.from_now(OPERATION_STALL_S + 1))
     rows = harness.db.vms.get_instance_ids(harness.db.vms.list_hostnames())
     for hostname, instance_id in harness.fleet.instances().items():
         assert rows.get(hostname) == instance_id
