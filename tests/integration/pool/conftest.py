@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from moto import mock_aws
+from api_fixtures import aws  # noqa: F401 - moto and the test environment, shared with the API tests
 from pool_support import CONFIG, PoolHarness
 
 from lablink import runtime
@@ -19,20 +19,8 @@ from lablink_local.provisioning import InlineProvisioner
 
 
 @pytest.fixture
-def ec2(monkeypatch):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-west-2",
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "POWERTOOLS_METRICS_NAMESPACE": "LabLinkTest",
-        "POWERTOOLS_SERVICE_NAME": "lablink-test",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield boto3.client("ec2", region_name="us-west-2")
+def ec2(aws):  # noqa: F811 - the fixture imported above
+    return boto3.client("ec2", region_name="us-west-2")
 
 
 @pytest.fixture
