@@ -15,8 +15,8 @@ from lablink.api.models import AccessOut, AccessUpdate, LogLineOut, VmLogsOut, V
 from lablink.api.pool import router as pool_router
 from lablink.db.errors import UnknownVm
 from lablink.db.tables import VmRow
-from lablink.pages.admin import access_html, admin_page
 from lablink.logs import log_lines
+from lablink.pages.admin import access_html, admin_page
 from lablink.phases import EXPORT_COLUMNS, export_row
 from lablink.runtime import config, database
 

@@ -211,7 +211,9 @@ def percentile_summary(vms: Sequence[Mapping]) -> Markup:
             )
         )
     table_rows = join(
-        render("admin/percentile_row.html", label=label, count=count, p50=f"{p50:.1f}", p90=f"{p90:.1f}", max=f"{top:.1f}")
+        render(
+            "admin/percentile_row.html", label=label, count=count, p50=f"{p50:.1f}", p90=f"{p90:.1f}", max=f"{top:.1f}"
+        )
         for label, _, count, (p50, p90, top) in rows
     )
     return render(
