@@ -29,7 +29,7 @@ TOTAL_COLOUR = "#76717f"
 
 # The percentile view's geometry: narrow enough for a phone at 1:1 (see percentile_summary).
 AGG_BAR_WIDTH = 340
-AGG_ROW_HEIGHT = 40
+AGG_ROW_HEIGHT = 54
 
 # Chart geometry (SVG user units = CSS pixels at 100 % width): one row per VM.
 LABEL_WIDTH = 190
@@ -202,8 +202,8 @@ def percentile_summary(vms: Sequence[Mapping]) -> Markup:
                 label=label,
                 colour=colour,
                 label_y=y + 14,
-                bar_y=y + 20,
-                text_y=y + 31,
+                bar_y=y + 21,
+                text_y=y + 46,
                 p50_width=f"{max(p50 * scale, 1):.1f}",
                 p90_width=f"{max(p90 * scale, 1):.1f}",
                 max_width=f"{max(largest * scale, 1):.1f}",
