@@ -118,7 +118,7 @@
 
   async function follow(kind, accepted) {
     const box = $("operation"), bar = $("op-progress"), text = $("op-text");
-    box.hidden = false;
+    box.hidden = false; bar.hidden = false;
     bar.max = Math.max(accepted.hostnames.length, 1); bar.value = 0;
     text.textContent = kind + " of " + accepted.hostnames.length + " VMs accepted";
     for (;;) {
@@ -133,7 +133,7 @@
   }
 
   function fail(error) {
-    $("operation").hidden = false; $("operation").dataset.status = "error";
+    $("operation").hidden = false; $("operation").dataset.status = "error"; $("op-progress").hidden = true;  // no empty bar beside it
     $("op-text").textContent = "Error: " + error.message;
   }
 
