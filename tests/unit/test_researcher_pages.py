@@ -55,7 +55,9 @@ def test_instructions_must_fit_the_functions_environment():
     """Lambda allows 4 KB for all of a function's environment variables, and the configuration
     is one of them: the longest instructions and title leave room for the others (~1 KB)."""
     longest = "é" * ((RESEARCHER_INSTRUCTIONS_MAX_BYTES - 2) // 2)  # 2 bytes each, plus the quotes
-    config = LablinkConfig.model_validate({"researcher": {"title": "T" * RESEARCHER_TITLE_MAX_LENGTH, "instructions": longest}})
+    config = LablinkConfig.model_validate(
+        {"researcher": {"title": "T" * RESEARCHER_TITLE_MAX_LENGTH, "instructions": longest}}
+    )
     assert len(config.model_dump_json().encode()) <= 3 * 1024
     with pytest.raises(ValidationError, match="bytes as JSON"):
         LablinkConfig.model_validate({"researcher": {"instructions": longest + "é"}})

@@ -112,7 +112,10 @@ def test_bad_emails_are_refused(gateway, vm_factory):
 
 
 def test_the_page_shows_the_workshops_title_and_the_organizers_instructions(gateway, monkeypatch):
-    researcher = {"title": "SLEAP workshop", "instructions": "Use the email you registered with.\n\n<script>alert(1)</script>"}
+    researcher = {
+        "title": "SLEAP workshop",
+        "instructions": "Use the email you registered with.\n\n<script>alert(1)</script>",
+    }
     monkeypatch.setenv("LABLINK_CONFIG_JSON", json.dumps({**CONFIG, "researcher": researcher}))
     page = gateway.request("GET", "/").text
     assert "<title>SLEAP workshop</title>" in page and "<h1>SLEAP workshop</h1>" in page
@@ -136,7 +139,8 @@ def test_every_refusal_of_the_form_is_a_page_that_says_what_to_do(gateway, vm_fa
     assert "already has a VM" in _refusal(gateway.request("POST", "/api/request_vm", form=form), 409)  # another browser
 
     assert gateway.request("PUT", "/api/access", headers=ADMIN, json_body={"code": "otter-42"}).status == 200
-    assert "access code" in _refusal(gateway.request("POST", "/api/request_vm", form={**form, "email": "grace@example.org"}), 403)
+    denied = gateway.request("POST", "/api/request_vm", form={**form, "email": "grace@example.org"})
+    assert "access code" in _refusal(denied, 403)
 
     monkeypatch.setenv("LABLINK_CONFIG_JSON", json.dumps({**CONFIG, "researcher": {"attempts_per_email": 1}}))
     gateway.request("POST", "/api/request_vm", form={**form, "email": "linus@example.org"})

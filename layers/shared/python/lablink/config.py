@@ -110,7 +110,8 @@ class ResearcherConfig(_Section):
         value = value.strip()
         size = len(json.dumps(value, ensure_ascii=False).encode())
         if size > RESEARCHER_INSTRUCTIONS_MAX_BYTES:
-            raise ValueError(f"take {size} bytes as JSON; at most {RESEARCHER_INSTRUCTIONS_MAX_BYTES} fit in the functions' environment")
+            limit = RESEARCHER_INSTRUCTIONS_MAX_BYTES
+            raise ValueError(f"take {size} bytes as JSON; at most {limit} fit in the functions' environment")
         return value
 
 

@@ -75,7 +75,9 @@ def _form_error(status: int, message: str) -> Response:
     return _html(status, page)
 
 
-def _request_page(*, error: str | None = None, status: int | None = None, email: str = "", crd_command: str = "") -> str:
+def _request_page(
+    *, error: str | None = None, status: int | None = None, email: str = "", crd_command: str = ""
+) -> str:
     """The request page with the workshop's title and instructions, the free count and the
     access-code field when a code is set; after a refusal, its message and what was typed."""
     db, researcher = database("request"), config().researcher
@@ -110,7 +112,8 @@ def _rate_limited(error: RateLimited) -> Response:
 @app.exception_handler(DatabaseUnreachable)
 def _database_unreachable(error: DatabaseUnreachable) -> Response:
     if _wants_page():
-        page = unavailable_page(app.current_event.raw_event, config().researcher.title, DATABASE_UNREACHABLE, RETRY_AFTER_SECONDS)
+        title = config().researcher.title
+        page = unavailable_page(app.current_event.raw_event, title, DATABASE_UNREACHABLE, RETRY_AFTER_SECONDS)
         return unreachable_response(error, page)
     return unreachable_response(error)
 
@@ -200,7 +203,8 @@ def request_vm(
         kick_reconcile()  # a VM less is free: refill now, not at the next scheduled run
     logger.info("VM assigned", extra={"hostname": assignment.hostname, "rejoined": assignment.rejoined})
     if _is_form_post():
-        page = assigned_page(app.current_event.raw_event, config().researcher.title, assignment.hostname, assignment.pin)
+        title = config().researcher.title
+        page = assigned_page(app.current_event.raw_event, title, assignment.hostname, assignment.pin)
         return Response(status_code=200, content_type=content_types.TEXT_HTML, body=page, cookies=[_claim_cookie(assignment.claim_token)])
     message = (
         "Your VM's CRD command and PIN were updated." if assignment.rejoined else "VM assigned. Connect at remotedesktop.google.com/access."
