@@ -219,3 +219,72 @@ def screenshot(driver, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+# -- sizes, colour schemes and accessibility ----------------------------------------------------
+
+DESKTOP = (1280, 900)
+PHONE = (390, 844)  # a current phone's viewport in CSS pixels
+DOCS_IMAGES = ROOT / "docs" / "images"  # the README's screenshots, made by the browser tests
+# axe-core, pinned in package.json (npm ci puts it in node_modules): the engine of the
+# accessibility checks, injected into the page under test.
+AXE_SCRIPT = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+AXE_BLOCKING = ("serious", "critical")
+
+
+def emulate(driver, size: tuple[int, int], scheme: str = "light") -> None:
+    """The viewport of ``size`` (a phone's as a mobile browser lays it out) and the system's
+    colour scheme (prefers-color-scheme), through the DevTools protocol."""
+    width, height = size
+    mobile = width < 600
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}
+    )
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+
+
+def axe_violations(driver) -> list[dict]:
+    """axe-core's violations of the WCAG 2.x A and AA rules (and its best practices) on the
+    page as it is now: each with its rule id, impact and the nodes' selectors. Injected through
+    WebDriver, which the page's Content-Security-Policy does not govern."""
+    if not AXE_SCRIPT.exists():
+        raise RuntimeError(f"{AXE_SCRIPT} is missing: run npm ci (scripts/bootstrap.sh does)")
+    driver.execute_script(AXE_SCRIPT.read_text(encoding="utf-8"))
+    driver.set_script_timeout(60)
+    result = driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        axe.run(document, {resultTypes: ["violations"]})
+          .then((r) => done(r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map((n) => n.target.join(" "))}))))
+          .catch((e) => done([{id: "axe-error", impact: "critical", help: String(e), nodes: []}]));"""
+    )
+    return result
+
+
+def blocking(violations: list[dict]) -> list[dict]:
+    return [violation for violation in violations if violation["impact"] in AXE_BLOCKING]
+
+
+def horizontal_overflow(driver) -> int:
+    """How many CSS pixels the page is wider than the viewport (0: nothing off-screen)."""
+    return driver.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def tab_order(driver, limit: int = 40) -> list[str]:
+    """The elements the Tab key reaches from the top of the page, in order (id, else tag and
+    text), until it leaves the page or comes back to the first."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    reached: list[str] = []
+    for _ in range(limit):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        name = driver.execute_script(
+            "const e = document.activeElement; if (!e || e === document.body) return null;"
+            "return e.id || (e.tagName.toLowerCase() + ':' + (e.textContent || '').trim().slice(0, 40));"
+        )
+        if name is None or name in reached:
+            break
+        reached.append(name)
+    return reached

@@ -149,7 +149,7 @@ def test_the_researcher_page_counts_free_vms_live_and_assigns_one(stack, researc
     wait_until(lambda: text(researcher, "#free-count") == str(before - 1), 15, message="the live count to drop")
 
     request_in_form(researcher, "Marie@Example.org", crd("4/0Amarie-Code"))
-    assert researcher.find_element(By.TAG_NAME, "h1").text == "VM Assigned Successfully!"
+    assert researcher.find_element(By.TAG_NAME, "h1").text == "Your VM is assigned"
     hostname, pin = text(researcher, "#hostname"), text(researcher, "#pin")
     assert hostname != taken["hostname"]
     link = researcher.find_element(By.ID, "crd-link")
@@ -179,7 +179,7 @@ def test_the_researcher_page_works_without_javascript(stack, researcher_without_
 
     browser.find_element(By.ID, "email").clear()
     request_in_form(browser, "nojs@example.org", "")  # the command is still in the field
-    assert browser.find_element(By.TAG_NAME, "h1").text == "VM Assigned Successfully!"
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Your VM is assigned"
     assert text(browser, "#hostname").startswith("lablink-vm-dev-")
     assert len(text(browser, "#pin")) == 6
 

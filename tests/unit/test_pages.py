@@ -101,10 +101,11 @@ def test_every_value_a_page_shows_is_escaped():
         **{phase.duration_column: 1.5 for phase in PHASES},
     }  # fmt: skip
     assert_escaped(admin_page(stage, [vm], access_html(True, [EVIL], [EVIL])))
-    assert_escaped(index_page(stage, 1, error=EVIL))
-    assert_escaped(index_page(stage, 0, email=EVIL, crd_command=EVIL))
-    assert_escaped(assigned_page(stage, EVIL, "123456"))
-    assert_escaped(assigned_page(stage, "lablink-vm-dev-1", EVIL))
+    assert_escaped(index_page(stage, 1, title=EVIL, error=EVIL, status=409))
+    assert_escaped(index_page(stage, 0, title="T", instructions=EVIL, email=EVIL, crd_command=EVIL))
+    assert_escaped(assigned_page(stage, EVIL, "lablink-vm-dev-1", "123456"))
+    assert_escaped(assigned_page(stage, "T", EVIL, "123456"))
+    assert_escaped(assigned_page(stage, "T", "lablink-vm-dev-1", EVIL))
 
 
 def test_markup_the_renderer_made_is_inserted_once_escaped_text_once():
