@@ -6,9 +6,12 @@ shows are made here (docs/images/)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 from e2e_support import (
+    ARTIFACTS,
     DESKTOP,
     DOCS_IMAGES,
     PHONE,
@@ -86,10 +89,13 @@ def assert_accessible(browser, page: str, size: str) -> None:
 
 
 def save_screenshot(browser, name: str, scheme: str = "light") -> None:
-    """docs/images/<name>.png: the page from its top, as the README shows it."""
+    """<name>.png: the page from its top, as the README shows it. Into docs/images/ when
+    LABLINK_UPDATE_SCREENSHOTS=1 (a PIN differs on every run: the committed images change
+    only when asked), else into the test artifacts."""
     emulate(browser, PHONE if "phone" in name else DESKTOP, scheme)
     browser.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
-    browser.save_screenshot(str(DOCS_IMAGES / f"{name}.png"))
+    folder = DOCS_IMAGES if os.environ.get("LABLINK_UPDATE_SCREENSHOTS") == "1" else ARTIFACTS
+    browser.save_screenshot(str(folder / f"{name}.png"))
 
 
 def fill_form(browser, email: str, command: str, access_code: str | None = None) -> None:
