@@ -8,7 +8,7 @@ import re
 import shutil
 
 import pytest
-from e2e_support import ADMIN_PASSWORD, ARTIFACTS, crd, csp_violations, screenshot, wait_until
+from e2e_support import ARTIFACTS, SIZES, crd, csp_violations, open_dashboard, screenshot, wait_until
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -19,8 +19,6 @@ from lablink.pages.render import STATIC_DIR
 
 PHASES = ["Provisioning", "Cloud-init", "Container"]
 ISO_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)  (.*)$")
-# The sizes the dashboard is checked at: a laptop and a phone (CSS pixels).
-SIZES = {"desktop": (1280, 900), "phone": (390, 844)}
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +39,6 @@ def no_content_security_policy_violation(request):
     for name in ("admin", "researcher", "researcher_without_js"):
         if name in request.fixturenames:
             assert csp_violations(request.getfixturevalue(name)) == [], name
-
-
-def open_dashboard(driver, stack) -> None:
-    """The dashboard as an admin opens it: the browser answers the Basic challenge with the
-    credentials of the URL, caches them, and the page's own requests reuse them."""
-    driver.get(stack.api_url.replace("http://", f"http://admin:{ADMIN_PASSWORD}@", 1) + "/admin")
-    wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "1", 10, message="the dashboard script")
 
 
 @pytest.fixture(scope="module")

@@ -6,21 +6,16 @@ shows are made here (docs/images/)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import yaml
 from e2e_support import (
-    ARTIFACTS,
-    DESKTOP,
-    DOCS_IMAGES,
     PHONE,
-    axe_violations,
-    blocking,
+    SIZES,
+    AxeFigures,
     crd,
     csp_violations,
     emulate,
-    horizontal_overflow,
+    save_screenshot,
     tab_order,
     wait_until,
 )
@@ -30,7 +25,6 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from lablink.pages.researcher import NEXT_STEPS
 
-SIZES = {"desktop": DESKTOP, "phone": PHONE}
 TITLE = "SLEAP workshop: tracking animals"
 INSTRUCTIONS = """Welcome! Each participant gets a GPU desktop of their own for today.
 
@@ -40,8 +34,7 @@ INSTRUCTIONS = """Welcome! Each participant gets a GPU desktop of their own for 
 Ask a helper in the room if anything is unclear."""
 # What every control of the request form is named (its label), as assistive technology reads it.
 FORM_CONTROLS = {"email": "Email", "access_code": "Access code", "crd_command": "Chrome Remote Desktop command"}
-# What the axe checks found, page by page: printed at the end for the report (pytest -s).
-AXE_FIGURES: dict[str, dict[str, int]] = {}
+AXE = AxeFigures()
 
 
 @pytest.fixture(scope="module")
@@ -68,34 +61,7 @@ def no_content_security_policy_violation(browser):
 @pytest.fixture(scope="module", autouse=True)
 def axe_report():
     yield
-    print("\naxe violations by impact (page, size, scheme):")
-    for page, counts in sorted(AXE_FIGURES.items()):
-        print(f"  {page}: {counts or 'none'}")
-
-
-def assert_accessible(browser, page: str, size: str) -> None:
-    """axe in the light and the dark scheme: no serious or critical violation (the others are
-    counted for the report); nothing wider than the screen."""
-    for scheme in ("light", "dark"):
-        emulate(browser, SIZES[size], scheme)
-        violations = axe_violations(browser)
-        counts: dict[str, int] = {}
-        for violation in violations:
-            counts[violation["impact"]] = counts.get(violation["impact"], 0) + len(violation["nodes"])
-        AXE_FIGURES[f"{page} {size} {scheme}"] = counts
-        assert blocking(violations) == [], (page, size, scheme)
-        assert horizontal_overflow(browser) == 0, (page, size, scheme)
-    emulate(browser, SIZES[size])
-
-
-def save_screenshot(browser, name: str, scheme: str = "light") -> None:
-    """<name>.png: the page from its top, as the README shows it. Into docs/images/ when
-    LABLINK_UPDATE_SCREENSHOTS=1 (a PIN differs on every run: the committed images change
-    only when asked), else into the test artifacts."""
-    emulate(browser, PHONE if "phone" in name else DESKTOP, scheme)
-    browser.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
-    folder = DOCS_IMAGES if os.environ.get("LABLINK_UPDATE_SCREENSHOTS") == "1" else ARTIFACTS
-    browser.save_screenshot(str(folder / f"{name}.png"))
+    AXE.print_report()
 
 
 def fill_form(browser, email: str, command: str, access_code: str | None = None) -> None:
@@ -117,7 +83,7 @@ def test_the_request_page_shows_the_workshop_and_is_accessible(stack, browser, s
     assert "Use the email address you registered with." in instructions.text
     slides = instructions.find_element(By.TAG_NAME, "a")
     assert slides.get_attribute("href") == "https://sleap.ai/tutorials/tutorial.html"
-    assert_accessible(browser, "request page", size)
+    AXE.assert_accessible(browser, "request page", size)
     save_screenshot(browser, f"researcher-{size}")
     if size == "phone":
         save_screenshot(browser, "researcher-phone-dark", "dark")
@@ -143,7 +109,7 @@ def test_the_success_page_says_what_to_do_next_and_is_accessible(stack, browser,
     steps = browser.find_element(By.CSS_SELECTOR, "ol.steps").text
     assert "remotedesktop.google.com/access" in steps and "PIN" in steps
     assert "new PIN" in browser.find_element(By.ID, "ask-again").text
-    assert_accessible(browser, "success page", size)
+    AXE.assert_accessible(browser, "success page", size)
     save_screenshot(browser, f"assigned-{size}")
     order = tab_order(browser)
     assert "crd-link" in order and any(name.startswith("a:Back to the request page") for name in order)
@@ -160,7 +126,7 @@ def test_refusals_are_pages_that_say_what_to_do_and_are_accessible(stack, browse
     assert "already has a VM" in browser.find_element(By.CSS_SELECTOR, "#error .error").text
     assert browser.find_element(By.CSS_SELECTOR, "#error .next-step").text == NEXT_STEPS[409]
     assert browser.find_element(By.ID, "email").get_attribute("value") == "bob@example.org"
-    assert_accessible(browser, "refusal (409)", "phone")
+    AXE.assert_accessible(browser, "refusal (409)", "phone")
 
     stack.client.set_access({"code": "otter-42"})
     try:
@@ -168,7 +134,7 @@ def test_refusals_are_pages_that_say_what_to_do_and_are_accessible(stack, browse
         assert browser.find_element(By.ID, "access_code").accessible_name == FORM_CONTROLS["access_code"]
         fill_form(browser, "grace@example.org", crd("4/0Agrace-Code"), access_code="wrong-code")
         assert browser.find_element(By.CSS_SELECTOR, "#error .next-step").text == NEXT_STEPS[403]
-        assert_accessible(browser, "refusal (403, access code)", "phone")
+        AXE.assert_accessible(browser, "refusal (403, access code)", "phone")
         save_screenshot(browser, "refused-phone")
     finally:
         stack.client.set_access({"code": None})
