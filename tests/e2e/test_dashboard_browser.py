@@ -7,7 +7,17 @@ here (docs/images/ with LABLINK_UPDATE_SCREENSHOTS=1)."""
 from __future__ import annotations
 
 import pytest
-from e2e_support import SIZES, AxeFigures, crd, csp_violations, emulate, open_dashboard, save_screenshot, tab_order, wait_until
+from e2e_support import (
+    SIZES,
+    AxeFigures,
+    crd,
+    csp_violations,
+    emulate,
+    open_dashboard,
+    save_screenshot,
+    tab_order,
+    wait_until,
+)
 from selenium.webdriver.common.by import By
 
 AXE = AxeFigures()
@@ -65,7 +75,9 @@ def open_filled_dashboard(admin, stack, size: str) -> None:
     emulate(admin, SIZES[size])
     open_dashboard(admin, stack)
     wait_until(lambda: admin.find_element(By.ID, "pool-free").text == str(FLEET - 1), 15, message="the fleet summary")
-    statuses = admin.execute_script("return [...document.querySelectorAll('#vm-body tr')].map((row) => row.dataset.status)")
+    statuses = admin.execute_script(
+        "return [...document.querySelectorAll('#vm-body tr')].map((row) => row.dataset.status)"
+    )
     assert sorted(statuses) == ["assigned", "running", "running"]
 
 
