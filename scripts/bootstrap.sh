@@ -18,7 +18,7 @@ fi
 if [ -f package.json ]; then
   node_stamp="$(stamp_of package.json package-lock.json)"
   if [ ! -d node_modules ] || [ "$(cat node_modules/.lablink-stamp 2>/dev/null)" != "$node_stamp" ]; then
-    echo "==> installing the CDK CLI (npm ci)" >&2
+    echo "==> installing the CDK CLI and axe-core (npm ci)" >&2
     npm ci --no-audit --no-fund --loglevel=error
     echo "$node_stamp" > node_modules/.lablink-stamp
   fi

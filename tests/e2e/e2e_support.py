@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,13 @@ def run_cli(stack: LocalStackProcess, *args: str, password: str = ADMIN_PASSWORD
     return subprocess.run([LABLINK, *args], env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
 
 
+def open_dashboard(driver, stack: LocalStackProcess) -> None:
+    """The dashboard as an admin opens it: the browser answers the Basic challenge with the
+    credentials of the URL, caches them, and the page's own requests reuse them."""
+    driver.get(stack.api_url.replace("http://", f"http://admin:{ADMIN_PASSWORD}@", 1) + "/admin")
+    wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "1", 10, message="the dashboard script")
+
+
 # -- the browser --------------------------------------------------------------------------------
 
 CHROMIUM = "/usr/bin/chromium"
@@ -219,3 +227,119 @@ def screenshot(driver, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+# -- sizes, colour schemes and accessibility ----------------------------------------------------
+
+DESKTOP = (1280, 900)
+PHONE = (390, 844)  # a current phone's viewport in CSS pixels
+SIZES = {"desktop": DESKTOP, "phone": PHONE}
+DOCS_IMAGES = ROOT / "docs" / "images"  # the README's screenshots, made by the browser tests
+# axe-core, pinned in package.json (npm ci puts it in node_modules): the engine of the
+# accessibility checks, injected into the page under test.
+AXE_SCRIPT = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+AXE_BLOCKING = ("serious", "critical")
+
+
+def emulate(driver, size: tuple[int, int], scheme: str = "light") -> None:
+    """The viewport of ``size`` (a phone's as a mobile browser lays it out) and the system's
+    colour scheme (prefers-color-scheme), through the DevTools protocol."""
+    width, height = size
+    mobile = width < 600
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}
+    )
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+
+
+def axe_violations(driver) -> list[dict]:
+    """axe-core's violations of the WCAG 2.x A and AA rules (and its best practices) on the
+    page as it is now: each with its rule id, impact and the nodes' selectors. Injected through
+    WebDriver, which the page's Content-Security-Policy does not govern."""
+    if not AXE_SCRIPT.exists():
+        raise RuntimeError(f"{AXE_SCRIPT} is missing: run npm ci (scripts/bootstrap.sh does)")
+    driver.execute_script(AXE_SCRIPT.read_text(encoding="utf-8"))
+    driver.set_script_timeout(60)
+    result = driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        axe.run(document, {resultTypes: ["violations"]})
+          .then((r) => done(r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map((n) => n.target.join(" "))}))))
+          .catch((e) => done([{id: "axe-error", impact: "critical", help: String(e), nodes: []}]));"""
+    )
+    return result
+
+
+def blocking(violations: list[dict]) -> list[dict]:
+    return [violation for violation in violations if violation["impact"] in AXE_BLOCKING]
+
+
+def horizontal_overflow(driver) -> int:
+    """How many CSS pixels the page is wider than the viewport (0: nothing off-screen)."""
+    return driver.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def tab_order(driver, limit: int = 40) -> list[str]:
+    """The elements the Tab key reaches from the top of the page, in order (id, else tag and
+    text), until it leaves the page or comes back to the first."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    reached: list[str] = []
+    walk = time.monotonic_ns()
+    for _ in range(limit):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        # An element is marked with this walk's token when first reached (names repeat: each
+        # row's "Logs" button).
+        name = driver.execute_script(
+            "const e = document.activeElement; if (!e || e === document.body || e.tabOrderSeen === arguments[0]) return null;"
+            "e.tabOrderSeen = arguments[0];"
+            "return e.id || (e.tagName.toLowerCase() + ':' + (e.textContent || '').trim().slice(0, 40));",
+            walk,
+        )
+        if name is None:
+            break
+        reached.append(name)
+    return reached
+
+
+def axe_figures_by_impact(violations: list[dict]) -> dict[str, int]:
+    """How many elements violate a rule, by the rule's impact (for the report)."""
+    counts: dict[str, int] = {}
+    for violation in violations:
+        counts[violation["impact"]] = counts.get(violation["impact"], 0) + len(violation["nodes"])
+    return counts
+
+
+class AxeFigures:
+    """What the axe checks of one test module found, page by page (printed at its end: pytest -s)."""
+
+    def __init__(self) -> None:
+        self.by_page: dict[str, dict[str, int]] = {}
+
+    def assert_accessible(self, browser, page: str, size: str) -> None:
+        """axe in the light and the dark scheme: no serious or critical violation (the others
+        are counted for the report); nothing wider than the screen."""
+        for scheme in ("light", "dark"):
+            emulate(browser, SIZES[size], scheme)
+            violations = axe_violations(browser)
+            self.by_page[f"{page} {size} {scheme}"] = axe_figures_by_impact(violations)
+            assert blocking(violations) == [], (page, size, scheme, blocking(violations))
+            assert horizontal_overflow(browser) == 0, (page, size, scheme)
+        emulate(browser, SIZES[size])
+
+    def print_report(self) -> None:
+        print("\naxe violations by impact (page, size, scheme):")
+        for page, counts in sorted(self.by_page.items()):
+            print(f"  {page}: {counts or 'none'}")
+
+
+def save_screenshot(browser, name: str, scheme: str = "light") -> None:
+    """<name>.png: the page from its top, as the README shows it. Into docs/images/ when
+    LABLINK_UPDATE_SCREENSHOTS=1 (a PIN or a host name differs on every run: the committed
+    images change only when asked), else into the test artifacts."""
+    emulate(browser, PHONE if "phone" in name else DESKTOP, scheme)
+    browser.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    folder = DOCS_IMAGES if os.environ.get("LABLINK_UPDATE_SCREENSHOTS") == "1" else ARTIFACTS
+    browser.save_screenshot(str(folder / f"{name}.png"))

@@ -45,7 +45,7 @@ def test_the_whole_system_end_to_end(pg_admin_url, tmp_path):
         assert stack.value_of("researcher page:") == stack.api_url + "/"
         assert stack.value_of("admin password:") == "e2e-admin-password"
         with urllib.request.urlopen(stack.api_url + "/", timeout=10) as page:
-            assert page.status == 200 and b"Welcome to LabLink" in page.read()
+            assert page.status == 200 and b"<h1>LabLink</h1>" in page.read()  # the default researcher.title
 
         accepted = client.launch(5)
         assert len(accepted["hostnames"]) == 5

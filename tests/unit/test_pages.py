@@ -49,13 +49,36 @@ def test_admin_page_escapes_every_value():
     assert "<img" not in page and "&lt;img" in page
 
 
-def test_admin_page_shows_each_vms_last_report_its_actions_and_the_pool_panel():
+def test_admin_page_shows_each_vms_details_and_actions_and_the_pool_panel():
     seen = datetime(2026, 3, 2, 10, 15, 30, tzinfo=timezone(timedelta(hours=1)))
-    page = admin_page({"path": "/admin"}, [{"hostname": "vm-1", "inuse": True, "last_seen_at": seen}], NO_GATE)
-    assert "<td>yes</td>\n<td>2026-03-02 09:15:30 UTC</td>" in page
+    assigned = datetime(2026, 3, 2, 9, 0, 0)  # the seed's columns: naive, UTC by convention
+    vm = {"hostname": "vm-1", "inuse": True, "useremail": "a@x.org", "last_seen_at": seen, "assigned_at": assigned, "instance_id": "i-0abc"}
+    page = admin_page({"path": "/admin"}, [vm], NO_GATE)
+    assert "<td>a@x.org</td>\n<td><time>2026-03-02T09:00:00Z</time></td>\n<td><time>2026-03-02T09:15:30Z</time></td>\n<td><code>i-0abc</code></td>" in page
+    assert '<tr data-hostname="vm-1" data-status="" data-assigned data-in-use data-search="vm-1 a@x.org">' in page
     for action in ("recycle", "reboot"):
         assert f'data-action="{action}" data-hostname="vm-1"' in page
+    assert 'class="vm-destroy danger" data-hostname="vm-1"' in page and 'class="show-logs" data-hostname="vm-1"' in page
     assert 'id="pool-form"' in page and '<script src="static/pool.js?v=' in page  # the panel and its script
+    assert '<dialog id="logs-dialog"' in page and 'id="history-load"' in page
+
+
+def test_the_dashboard_reads_top_down():
+    page = admin_page({"path": "/admin"}, [], NO_GATE)
+    order = ['id="summary"', 'id="launch-form"', 'id="vm-table"', 'id="chart"', 'id="pool-panel"', 'id="access-panel"', 'id="history-panel"']
+    positions = [page.index(marker) for marker in order]
+    assert positions == sorted(positions)
+
+
+def test_the_startup_summary_gives_p50_p90_and_max_of_each_phase():
+    vms = [{"hostname": f"h{n}", **{phase.duration_column: float(n) for phase in PHASES}, "totalstartupdurationseconds": 3.0 * n} for n in range(1, 11)]
+    page = admin_page({"path": "/admin"}, vms, NO_GATE)
+    # 1..10 s: p50 5.5, p90 9.1 (linear interpolation, as numpy's default), max 10
+    for phase in PHASES:
+        assert f'<tr data-phase="{phase.label}"><th scope="row">{phase.label}</th><td class="num">10</td><td class="num">5.5</td><td class="num">9.1</td><td class="num">10.0</td></tr>' in page
+    assert '<th scope="row">Total</th><td class="num">10</td><td class="num">16.5</td><td class="num">27.3</td><td class="num">30.0</td>' in page
+    one = admin_page({"path": "/admin"}, [vms[0]], NO_GATE)
+    assert '<td class="num">1</td><td class="num">1.0</td><td class="num">1.0</td><td class="num">1.0</td>' in one
 
 
 TEMPLATE_NAMES = sorted(str(path.relative_to(TEMPLATES_DIR)) for path in TEMPLATES_DIR.rglob("*") if path.is_file())
@@ -78,10 +101,11 @@ def test_every_value_a_page_shows_is_escaped():
         **{phase.duration_column: 1.5 for phase in PHASES},
     }  # fmt: skip
     assert_escaped(admin_page(stage, [vm], access_html(True, [EVIL], [EVIL])))
-    assert_escaped(index_page(stage, 1, error=EVIL))
-    assert_escaped(index_page(stage, 0, email=EVIL, crd_command=EVIL))
-    assert_escaped(assigned_page(stage, EVIL, "123456"))
-    assert_escaped(assigned_page(stage, "lablink-vm-dev-1", EVIL))
+    assert_escaped(index_page(stage, 1, title=EVIL, error=EVIL, status=409))
+    assert_escaped(index_page(stage, 0, title="T", instructions=EVIL, email=EVIL, crd_command=EVIL))
+    assert_escaped(assigned_page(stage, EVIL, "lablink-vm-dev-1", "123456"))
+    assert_escaped(assigned_page(stage, "T", EVIL, "123456"))
+    assert_escaped(assigned_page(stage, "T", "lablink-vm-dev-1", EVIL))
 
 
 def test_markup_the_renderer_made_is_inserted_once_escaped_text_once():
@@ -109,7 +133,7 @@ def test_files_are_read_once_per_process():
 def test_the_dashboard_names_the_phases_as_lablink_phases_does():
     page = admin_page({"path": "/admin"}, [{"hostname": "h", **{phase.duration_column: 2 for phase in PHASES}}], NO_GATE)
     for phase in PHASES:
-        assert f'<th class="num">{phase.label} (s)</th>' in page
+        assert f'data-numeric="1">{phase.label} (s)</button></th>' in page
         assert f'data-phase="{phase.label}"' in page
 
 

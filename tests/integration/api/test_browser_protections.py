@@ -108,3 +108,16 @@ def test_the_pages_load_their_files_from_the_stage_root(gateway):
     )
     for url in urls:
         assert gateway.request("GET", "/" + url).status == 200
+
+
+def test_every_file_the_dashboard_loads_is_served_and_nothing_is_inline(gateway):
+    """pool.js was once left out of STATIC_TYPES: the page asked for it and got a 404, so the
+    pool panel and the summary stayed empty. The CSP allows no inline script or style, so
+    the page holds none (no <style>, no style attribute, no script without src)."""
+    page = gateway.request("GET", "/admin", headers=ADMIN).text
+    urls = re.findall(r'(?:href|src)="(static/[^"]+)"', page)
+    assert {url.split("?")[0] for url in urls} == {"static/page.css", "static/admin.css", "static/pool.js", "static/admin.js"}
+    for url in urls:
+        assert gateway.request("GET", "/" + url).status == 200, url
+    assert "<style" not in page and " style=" not in page
+    assert re.findall(r"<script(?![^>]*\bsrc=)", page) == []

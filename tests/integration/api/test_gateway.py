@@ -73,7 +73,7 @@ def test_http_front_door(api_env, vm_factory):
                 async with session.get(f"{base}/api/vms", headers=ADMIN) as response:
                     assert response.status == 200 and len((await response.json())["vms"]) == 1
                 async with session.post(f"{base}/api/request_vm", data={"email": "a@example.org", "crd_command": "start-host --code=abc"}) as response:
-                    assert response.status == 200 and "VM Assigned Successfully!" in await response.text()
+                    assert response.status == 200 and "Your VM is assigned" in await response.text()
                 async with session.post(f"{base}/api/launch", data=b"x" * (1024 * 1024 + 10), headers={**ADMIN, "Content-Type": "application/json"}) as response:
                     assert response.status == 413
         finally:

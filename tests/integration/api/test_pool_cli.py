@@ -67,10 +67,10 @@ def test_pool_set_refused_says_why(api_url, capsys):
 
 
 def test_recycle_reboot_and_history_from_the_command_line(api_url, capsys, provisioner, db):
-    code, _, err = cli(capsys, api_url, "launch", "1")  # returns once requested
+    code, out, err = cli(capsys, api_url, "launch", "1", "--json")  # returns once requested
     assert code == 0, err
+    (hostname,) = json.loads(out)["hostnames"]
     assert provisioner.wait(60)  # the launch step has created the VM's row and instance
-    (hostname,) = db.vms.list_hostnames()
     db.vms.set_status(hostname, "running")
     db.assignments.claim("ada@example.org", COMMAND)
 

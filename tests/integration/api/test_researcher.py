@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 
-from api_support import ENVIRONMENT
+from api_support import ADMIN, CONFIG, ENVIRONMENT
 from db_probe import vm_of_email
+
+from lablink.pages.researcher import NEXT_STEPS
 
 CRD = 'DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0AbCd_e-F" --redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)'
 CANONICAL = "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=4/0AbCd_e-F --redirect-url=https://remotedesktop.google.com/_/oauthredirect --name=$(hostname)"
@@ -69,7 +72,7 @@ def test_form_post_answers_an_html_page(gateway, vm_factory):
     hostname, _ = vm_factory(1)
     answer = gateway.request("POST", "/api/request_vm", form={"email": "ada@example.org", "crd_command": CRD})
     assert answer.status == 200 and answer.header("Content-Type").startswith("text/html")
-    assert hostname in answer.text and "VM Assigned Successfully!" in answer.text
+    assert hostname in answer.text and "Your VM is assigned" in answer.text
     refused = gateway.request("POST", "/api/request_vm", form={"email": "grace@example.org", "crd_command": CRD})
     assert refused.status == 503 and "No available VMs" in refused.text
     assert refused.header("Content-Type").startswith("text/html")
@@ -106,3 +109,40 @@ def test_bad_emails_are_refused(gateway, vm_factory):
         answer = request_vm(gateway, email)
         assert answer.status == 422, email
         assert answer.json()["error"]
+
+
+def test_the_page_shows_the_workshops_title_and_the_organizers_instructions(gateway, monkeypatch):
+    researcher = {
+        "title": "SLEAP workshop",
+        "instructions": "Use the email you registered with.\n\n<script>alert(1)</script>",
+    }
+    monkeypatch.setenv("LABLINK_CONFIG_JSON", json.dumps({**CONFIG, "researcher": researcher}))
+    page = gateway.request("GET", "/").text
+    assert "<title>SLEAP workshop</title>" in page and "<h1>SLEAP workshop</h1>" in page
+    assert "<p>Use the email you registered with.</p>" in page
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text
+
+
+def _refusal(answer, status: int) -> str:
+    """A refused form post: the request page again, as HTML, with the refusal and what to do."""
+    assert answer.status == status and answer.header("Content-Type").startswith("text/html"), answer.text
+    assert '<form id="request-form"' in answer.text and NEXT_STEPS[status] in answer.text
+    return re.search(r'<p class="error">(.*?)</p>', answer.text).group(1)
+
+
+def test_every_refusal_of_the_form_is_a_page_that_says_what_to_do(gateway, vm_factory, monkeypatch):
+    form = {"email": "ada@example.org", "crd_command": CRD}
+    assert "No available VMs" in _refusal(gateway.request("POST", "/api/request_vm", form=form), 503)
+    vm_factory(1)
+    vm_factory(2)
+    assert gateway.request("POST", "/api/request_vm", form=form).status == 200
+    assert "already has a VM" in _refusal(gateway.request("POST", "/api/request_vm", form=form), 409)  # another browser
+
+    assert gateway.request("PUT", "/api/access", headers=ADMIN, json_body={"code": "otter-42"}).status == 200
+    denied = gateway.request("POST", "/api/request_vm", form={**form, "email": "grace@example.org"})
+    assert "access code" in _refusal(denied, 403)
+
+    monkeypatch.setenv("LABLINK_CONFIG_JSON", json.dumps({**CONFIG, "researcher": {"attempts_per_email": 1}}))
+    gateway.request("POST", "/api/request_vm", form={**form, "email": "linus@example.org"})
+    limited = gateway.request("POST", "/api/request_vm", form={**form, "email": "linus@example.org"})
+    assert "Too many requests" in _refusal(limited, 429) and limited.header("Retry-After")

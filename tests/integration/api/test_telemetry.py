@@ -54,7 +54,7 @@ def test_admin_reads_404_for_unknown_vms(gateway, vm_factory):
     vm_factory(1)
     assert gateway.request("GET", "/api/vm-status/lablink-vm-test-9", headers=ADMIN).status == 404
     assert gateway.request("GET", "/api/vm-logs/lablink-vm-test-9", headers=ADMIN).status == 404
-    assert gateway.request("GET", "/api/vm-logs/lablink-vm-test-1", headers=ADMIN).json() == {"hostname": "lablink-vm-test-1", "logs": "", "dropped_events": 0, "dropped_bytes": 0}
+    assert gateway.request("GET", "/api/vm-logs/lablink-vm-test-1", headers=ADMIN).json() == {"hostname": "lablink-vm-test-1", "logs": "", "lines": [], "dropped_events": 0, "dropped_bytes": 0}
     assert gateway.request("GET", "/api/operations/not-a-uuid", headers=ADMIN).status == 404
     assert gateway.request("GET", "/api/export-metrics?format=xml", headers=ADMIN).status == 422
     assert gateway.request("GET", "/api/nothing-here").status == 404  # no route (our gateway response)

@@ -13,6 +13,7 @@ from db_probe import launched_vm, log_event_count
 
 from lablink import runtime
 from lablink.db.errors import DatabaseUnreachable
+from lablink.logs import log_lines
 from lablink_local.gateway import LambdaContext, load_function
 
 GROUP = "/lablink/test/client-vms"
@@ -59,6 +60,19 @@ def test_batch_delivered_three_times_is_stored_once(process, db):
     assert results[2]["duplicates"] == 5
     assert log_event_count(db, VM) == 5
     assert db.logs.get_text(VM) == "\n".join(f"line {i}" for i in range(5))
+
+
+def test_log_lines_are_in_time_order_with_one_utc_time_each(process, db):
+    """What the dashboard's log viewer shows: a later batch may carry earlier events (two
+    writers on the VM); each line gets the event's time in ISO 8601 UTC, and the time the
+    agent wrote at its head (local, no zone) is not repeated."""
+    stream = launched_vm(db, VM)
+    process(data_message(stream, [("3600000000000000000000000000000000000000000000000000010", 1_700_000_002_000, "2023-11-14 22:13:22,000 lablink-agent INFO MainThread: ready")]))
+    process(data_message(stream, [("3600000000000000000000000000000000000000000000000000011", 1_700_000_001_000, "cloud-init: boot done")]))
+    assert log_lines(db, VM) == [
+        {"at": "2023-11-14T22:13:21Z", "message": "cloud-init: boot done"},
+        {"at": "2023-11-14T22:13:22Z", "message": "lablink-agent INFO MainThread: ready"},
+    ]
 
 
 def test_logs_text_holds_the_newest_events(process, db):

@@ -73,9 +73,23 @@ class FleetConfig(_Section):
     launch_attempts: int = Field(5, ge=1, le=10)
 
 
+# The whole configuration travels to every function in one environment variable, and Lambda
+# allows 4 KB for all of a function's variables together (the defaults take ~1.7 KB, the
+# other variables ~1 KB): the organizer's text gets a share of it, counted as it travels, as
+# JSON in UTF-8 (about 150 words; longer instructions belong on a page the text links to).
+RESEARCHER_TITLE_MAX_LENGTH = 80
+RESEARCHER_INSTRUCTIONS_MAX_BYTES = 1000
+
+
 class ResearcherConfig(_Section):
-    """Rate limits of POST /api/request_vm, counted in fixed windows (a burst across a window
-    boundary may get up to twice a limit). A 429 claims nothing."""
+    """The researcher page's title and the organizer's instructions (plain text: blank lines
+    part paragraphs, lines starting with "- " are a list, http(s) addresses become links; see
+    lablink.pages.researcher), and the rate limits of POST /api/request_vm, counted in fixed
+    windows (a burst across a window boundary may get up to twice a limit). A 429 claims
+    nothing."""
+
+    title: str = Field("LabLink", min_length=1, max_length=RESEARCHER_TITLE_MAX_LENGTH)
+    instructions: str = ""
 
     # Every attempt of one source address counts (also those refused later, e.g. for a wrong
     # access code). A workshop room is often one NAT address: 300 participants each asking
@@ -89,6 +103,16 @@ class ResearcherConfig(_Section):
     # 10 a minute is a script (e.g. guessing at another's claim).
     attempts_per_email: int = Field(10, ge=1, le=1_000_000)
     email_window_s: int = Field(60, ge=1, le=86_400)
+
+    @field_validator("instructions")
+    @classmethod
+    def _instructions_fit_the_environment(cls, value: str) -> str:
+        value = value.strip()
+        size = len(json.dumps(value, ensure_ascii=False).encode())
+        if size > RESEARCHER_INSTRUCTIONS_MAX_BYTES:
+            limit = RESEARCHER_INSTRUCTIONS_MAX_BYTES
+            raise ValueError(f"take {size} bytes as JSON; at most {limit} fit in the functions' environment")
+        return value
 
 
 class StartupScriptConfig(_Section):

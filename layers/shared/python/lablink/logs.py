@@ -17,6 +17,7 @@ the streams (the role has no logs:DescribeLogStreams), so a tag is never shown t
 from __future__ import annotations
 
 import binascii
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from lablink.config import LogsConfig
 from lablink.db.database import Database
 from lablink.models import LogEvent
+from lablink.phases import iso_utc
 
 
 class MalformedBatch(ValueError):
@@ -84,3 +86,17 @@ def ingest(db: Database, event: Mapping, limits: LogsConfig) -> dict:
         "dropped": result.dropped,
         "vm_known": result.vm_known,
     }
+
+
+# A time a VM's program wrote at the head of its line (the agent's "2026-03-02 09:00:00,123",
+# ISO 8601, optionally bracketed): the event's own time replaces it, so every line shows one
+# format, in UTC.
+_LEADING_TIME = re.compile(r"^\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\]?\s*")
+
+
+def log_lines(db: Database, hostname: str) -> list[dict[str, str | None]]:
+    """The VM's recent events, oldest first, as ``{"at": ISO 8601 UTC, "message"}``."""
+    return [
+        {"at": iso_utc(event["event_time"]), "message": _LEADING_TIME.sub("", event["message"], count=1)}
+        for event in db.logs.list_recent(hostname)
+    ]

@@ -11,10 +11,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from lablink.access import KEEP_CODE, AccessRules, current_rules, update_rules
 from lablink.api.http import ApiError, ExportFormat, HostnamePath, export_response, make_resolver
-from lablink.api.models import AccessOut, AccessUpdate, VmLogsOut, VmStatusOut
+from lablink.api.models import AccessOut, AccessUpdate, LogLineOut, VmLogsOut, VmStatusOut
 from lablink.api.pool import router as pool_router
 from lablink.db.errors import UnknownVm
 from lablink.db.tables import VmRow
+from lablink.logs import log_lines
 from lablink.pages.admin import access_html, admin_page
 from lablink.phases import EXPORT_COLUMNS, export_row
 from lablink.runtime import config, database
@@ -81,7 +82,11 @@ def vm_logs(hostname: HostnamePath) -> VmLogsOut:
         raise ApiError(404, f"No VM is named {hostname}.") from None
     overflow = db.logs.get_ingest(hostname)
     return VmLogsOut(
-        hostname=hostname, logs=logs, dropped_events=overflow.dropped_events, dropped_bytes=overflow.dropped_bytes
+        hostname=hostname,
+        logs=logs,
+        lines=[LogLineOut.model_validate(line) for line in log_lines(db, hostname)],
+        dropped_events=overflow.dropped_events,
+        dropped_bytes=overflow.dropped_bytes,
     )
 
 

@@ -96,9 +96,15 @@ class VmStatusOut(BaseModel):
     status: str | None
 
 
+class LogLineOut(BaseModel):
+    at: str = Field(description="When the VM wrote it, ISO 8601 UTC (2026-03-02T09:00:00Z)")
+    message: str = Field(description="The line, without a time of its own at its head")
+
+
 class VmLogsOut(BaseModel):
     hostname: str
     logs: str
+    lines: list[LogLineOut] = Field(description="The recent events, oldest first, each with its time")
     # Events (and their bytes) not stored because the VM's ingest window was full.
     dropped_events: int
     dropped_bytes: int

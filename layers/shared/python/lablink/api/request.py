@@ -64,18 +64,34 @@ def _form_error(status: int, message: str) -> Response:
     """The request page again, with the error and what the researcher typed."""
     typed = dict(parse_qsl(decoded_body(app.current_event.raw_event), keep_blank_values=True))
     try:
-        free_count = database("request").assignments.count_free()
+        page = _request_page(
+            error=message,
+            status=status,
+            email=typed.get("email", "")[:EMAIL_MAX_LENGTH],
+            crd_command=typed.get("crd_command", "")[:CRD_MAX_LENGTH],
+        )
     except DatabaseUnreachable as error:  # raised in an exception handler: no handler would catch it
         return _database_unreachable(error)
-    page = index_page(
-        app.current_event.raw_event,
-        free_count,
-        error=message,
-        email=typed.get("email", "")[:EMAIL_MAX_LENGTH],
-        crd_command=typed.get("crd_command", "")[:CRD_MAX_LENGTH],
-        code_required=current_rules(database("request"), config().access).code_required,
-    )
     return _html(status, page)
+
+
+def _request_page(
+    *, error: str | None = None, status: int | None = None, email: str = "", crd_command: str = ""
+) -> str:
+    """The request page with the workshop's title and instructions, the free count and the
+    access-code field when a code is set; after a refusal, its message and what was typed."""
+    db, researcher = database("request"), config().researcher
+    return index_page(
+        app.current_event.raw_event,
+        db.assignments.count_free(),
+        title=researcher.title,
+        instructions=researcher.instructions,
+        error=error,
+        status=status,
+        email=email,
+        crd_command=crd_command,
+        code_required=current_rules(db, config().access).code_required,
+    )
 
 
 @app.exception_handler(ApiError)
@@ -96,7 +112,9 @@ def _rate_limited(error: RateLimited) -> Response:
 @app.exception_handler(DatabaseUnreachable)
 def _database_unreachable(error: DatabaseUnreachable) -> Response:
     if _wants_page():
-        return unreachable_response(error, unavailable_page(app.current_event.raw_event, DATABASE_UNREACHABLE, RETRY_AFTER_SECONDS))
+        title = config().researcher.title
+        page = unavailable_page(app.current_event.raw_event, title, DATABASE_UNREACHABLE, RETRY_AFTER_SECONDS)
+        return unreachable_response(error, page)
     return unreachable_response(error)
 
 
@@ -116,8 +134,7 @@ def _invalid(error: RequestValidationError) -> Response:
 
 @app.get("/", summary="The researcher's page: request form and live count of free VMs")
 def researcher_page() -> Response[str]:
-    db = database("request")
-    return _html(200, index_page(app.current_event.raw_event, db.assignments.count_free(), code_required=current_rules(db, config().access).code_required))
+    return _html(200, _request_page())
 
 
 @app.get("/api/unassigned_vms_count", summary="How many VMs are running and unassigned")
@@ -186,7 +203,8 @@ def request_vm(
         kick_reconcile()  # a VM less is free: refill now, not at the next scheduled run
     logger.info("VM assigned", extra={"hostname": assignment.hostname, "rejoined": assignment.rejoined})
     if _is_form_post():
-        page = assigned_page(app.current_event.raw_event, assignment.hostname, assignment.pin)
+        title = config().researcher.title
+        page = assigned_page(app.current_event.raw_event, title, assignment.hostname, assignment.pin)
         return Response(status_code=200, content_type=content_types.TEXT_HTML, body=page, cookies=[_claim_cookie(assignment.claim_token)])
     message = (
         "Your VM's CRD command and PIN were updated." if assignment.rejoined else "VM assigned. Connect at remotedesktop.google.com/access."

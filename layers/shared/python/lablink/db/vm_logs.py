@@ -170,6 +170,18 @@ class VmLogs:
             raise UnknownVm(hostname)
         return row["logs"]
 
+    def list_recent(self, hostname: str, limit: int = LOGS_TAIL_EVENTS) -> list[Row]:
+        """The VM's newest ``limit`` events (``event_time``, ``message``), oldest first: the
+        order they happened in, whichever stream or batch brought them."""
+        return self._conn.all(
+            sql.SQL(
+                "SELECT event_time, message FROM (SELECT event_time, event_id, message FROM {events}"
+                " WHERE hostname = %s AND vm_known ORDER BY event_time DESC, event_id DESC LIMIT %s) AS tail"
+                " ORDER BY event_time, event_id"
+            ).format(events=LOG_EVENTS),
+            (hostname, limit),
+        )
+
     def get_ingest(self, hostname: str) -> LogOverflow:
         """What the VM's logs did not store because its ingest window was full (all zero when
         it never overflowed)."""

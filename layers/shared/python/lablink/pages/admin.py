@@ -1,26 +1,35 @@
-"""The admin dashboard: status counts, the VM table (with each VM's last report and its
-Recycle/Reboot buttons), the pool panel, the startup-phase chart, launch and destroy with live
-progress, a per-VM log viewer that can follow, CSV/JSON export.
+"""The admin dashboard, read top-down: the fleet summary (free, assigned, booting, unhealthy,
+the current launch's "N of M ready", failures with their reason), the actions (launch,
+destroy), the VM table (sort, filter, search; each VM's details and actions), then the panels:
+startup phases (percentiles per phase, and per VM), the pool autopilot, the access gate,
+the history with its export. The log viewer is a dialog.
 
-Everything is rendered here, on the server (so the table and the chart show without
-JavaScript); the page's script (static/admin.js) only calls the admin API and, every few
-seconds, swaps in the fresh table, counts and chart from this same page. No external script,
-style or font: the page works offline."""
+Everything is rendered here, on the server (so the table and the charts show without
+JavaScript); the page's scripts (static/admin.js, static/pool.js) call the admin API and,
+every few seconds, swap in only the table rows that changed, so the admin's sort, filter
+and selection stay. No external script, style or font: the page works offline."""
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from lablink.pages import page
-from lablink.pages.render import Markup, join, render, static_url
-from lablink.phases import PHASES, TOTAL_COLUMN
+from lablink.pages.render import Markup, attribute, join, render, static_url
+from lablink.phases import PHASES, TOTAL_COLUMN, iso_utc
 
 # The chart's colour of each startup phase, in the order they happen.
 PHASE_COLOURS = dict(zip(PHASES, ("#4e79a7", "#f28e2b", "#59a14f"), strict=True))
 STATUS_ORDER = ("initializing", "running", "assigned", "available", "error", "unknown", "terminated")
+
+TOTAL_COLOUR = "#76717f"
+
+# The percentile view's geometry: narrow enough for a phone at 1:1 (see percentile_summary).
+AGG_BAR_WIDTH = 340
+AGG_ROW_HEIGHT = 54
 
 # Chart geometry (SVG user units = CSS pixels at 100 % width): one row per VM.
 LABEL_WIDTH = 190
@@ -35,8 +44,9 @@ def _seconds(value: object) -> str:
     return f"{value:.1f}" if isinstance(value, (int, float)) else ""
 
 
-def _report_time(value: object) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if isinstance(value, datetime) else ""
+def _time(value: object) -> str:
+    """ISO 8601 UTC, as the API and the exports write it ('' when unknown)."""
+    return (iso_utc(value) or "") if isinstance(value, datetime) else ""
 
 
 def status_counts(vms: Sequence[Mapping]) -> dict[str, int]:
@@ -53,14 +63,22 @@ def counts_html(vms: Sequence[Mapping]) -> Markup:
 
 
 def _row(vm: Mapping) -> Markup:
+    """One VM's row; its data-* attributes are what the page's filter and search read."""
+    hostname = str(vm.get("hostname") or "")
+    email = str(vm.get("useremail") or "")
     return render(
         "admin/row.html",
-        hostname=str(vm.get("hostname") or ""),
+        hostname=hostname,
         status=str(vm.get("status") or ""),
+        assigned=attribute("data-assigned", bool(email)),
+        in_use_now=attribute("data-in-use", bool(vm.get("inuse"))),
+        search=f"{hostname} {email}".lower(),
         healthy=str(vm.get("healthy") or ""),
         in_use="yes" if vm.get("inuse") else "no",
-        last_report=_report_time(vm.get("last_seen_at")),
-        email=str(vm.get("useremail") or ""),
+        email=email,
+        assigned_at=_time(vm.get("assigned_at")),
+        last_report=_time(vm.get("last_seen_at")),
+        instance_id=str(vm.get("instance_id") or ""),
         phase_cells=join(
             render("admin/seconds_cell.html", seconds=_seconds(vm.get(phase.duration_column))) for phase in PHASES
         ),
@@ -69,8 +87,11 @@ def _row(vm: Mapping) -> Markup:
 
 
 def table_html(vms: Sequence[Mapping]) -> Markup:
+    statuses = [status for status in status_counts(vms) if status not in STATUS_ORDER]
     return render(
         "admin/table.html",
+        status_options=join(render("admin/status_option.html", status=status) for status in (*STATUS_ORDER, *statuses)),
+        total=len(vms),
         phase_headers=join(render("admin/phase_header.html", label=phase.label) for phase in PHASES),
         rows=join(_row(vm) for vm in vms) or render("admin/no_vms_row.html"),
     )
@@ -149,9 +170,64 @@ def phase_chart(vms: Sequence[Mapping]) -> Markup:
     return render("admin/chart.svg", width=LABEL_WIDTH + BAR_WIDTH + VALUE_WIDTH, height=height, ticks=ticks, bars=bars)
 
 
+def _percentiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """(p50, p90, max); the same interpolation as numpy's default (statistics' "inclusive")."""
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    cuts = statistics.quantiles(values, n=10, method="inclusive")
+    return cuts[4], cuts[8], max(values)
+
+
+def percentile_summary(vms: Sequence[Mapping]) -> Markup:
+    """The fleet's startup at a glance, whatever its size: p50 / p90 / max of each phase and
+    of the total, as a table and as bars (p50 dark, p90 lighter, max lightest) on one scale.
+    The drawing is narrow (AGG_WIDTH units) so that a phone shows its text at full size."""
+    rows = []
+    for label, column, colour in (
+        *((phase.label, phase.duration_column, PHASE_COLOURS[phase]) for phase in PHASES),
+        ("Total", TOTAL_COLUMN, TOTAL_COLOUR),
+    ):
+        values = [float(vm[column]) for vm in vms if vm.get(column) is not None]
+        if values:
+            rows.append((label, colour, len(values), _percentiles(values)))
+    if not rows:
+        return Markup()  # the per-VM chart says that no VM reported yet
+    scale = AGG_BAR_WIDTH / max(max(row[3][2] for row in rows), 1.0)
+    bars = []
+    for index, (label, colour, _, (p50, p90, largest)) in enumerate(rows):
+        y = index * AGG_ROW_HEIGHT
+        bars.append(
+            render(
+                "admin/percentile_bar.svg",
+                label=label,
+                colour=colour,
+                label_y=y + 14,
+                bar_y=y + 21,
+                text_y=y + 46,
+                p50_width=f"{max(p50 * scale, 1):.1f}",
+                p90_width=f"{max(p90 * scale, 1):.1f}",
+                max_width=f"{max(largest * scale, 1):.1f}",
+                figures=f"p50 {p50:.1f} s · p90 {p90:.1f} s · max {largest:.1f} s",
+            )
+        )
+    table_rows = join(
+        render(
+            "admin/percentile_row.html", label=label, count=count, p50=f"{p50:.1f}", p90=f"{p90:.1f}", max=f"{top:.1f}"
+        )
+        for label, _, count, (p50, p90, top) in rows
+    )
+    return render(
+        "admin/percentiles.html",
+        width=AGG_BAR_WIDTH,
+        height=AGG_ROW_HEIGHT * len(rows),
+        bars=join(bars),
+        rows=table_rows,
+    )
+
+
 def chart_html(vms: Sequence[Mapping]) -> Markup:
     legend = join(render("admin/legend_entry.html", colour=PHASE_COLOURS[phase], label=phase.label) for phase in PHASES)
-    return render("admin/chart.html", legend=legend, chart=phase_chart(vms))
+    return render("admin/chart.html", summary=percentile_summary(vms), legend=legend, chart=phase_chart(vms))
 
 
 def access_html(code_required: bool, allowed_emails: Sequence[str], allowed_domains: Sequence[str]) -> Markup:
@@ -167,11 +243,15 @@ def access_html(code_required: bool, allowed_emails: Sequence[str], allowed_doma
 def admin_page(event: Mapping, vms: Sequence[Mapping], access: Markup) -> str:
     body = render(
         "admin/dashboard.html",
+        summary=render("admin/summary.html"),
         access=access,
         counts=counts_html(vms),
         table=table_html(vms),
         chart=chart_html(vms),
-        pool=render("admin/pool_panel.html", script=static_url("pool.js")),
+        pool=render("admin/pool_panel.html"),
+        history=render("admin/history.html"),
+        logs=render("admin/logs_dialog.html"),
+        pool_script=static_url("pool.js"),
         script=static_url("admin.js"),
     )
     return page("LabLink admin", body, event, wide=True, stylesheet="admin.css")

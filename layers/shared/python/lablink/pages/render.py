@@ -83,6 +83,7 @@ STATIC_TYPES = {
     "admin.css": "text/css; charset=utf-8",
     "researcher.js": "text/javascript; charset=utf-8",
     "admin.js": "text/javascript; charset=utf-8",
+    "pool.js": "text/javascript; charset=utf-8",
 }
 
 

@@ -5,7 +5,9 @@ async function refreshCount() {
     const response = await fetch("api/unassigned_vms_count");
     if (!response.ok) return;
     const count = (await response.json()).count;
-    document.getElementById("free-count").textContent = count;
+    const shown = document.getElementById("free-count");
+    if (shown.textContent === String(count)) return;  // the line is a live region: speak changes only
+    shown.textContent = count;
     document.getElementById("free-noun").textContent = count === 1 ? "VM is" : "VMs are";
     document.getElementById("none-free").hidden = count !== 0;
   } catch (e) { /* keep the last count */ }
