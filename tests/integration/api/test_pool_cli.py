@@ -34,6 +34,7 @@ def api_url(api_env):
 
 
 def cli(capsys, api_url: str, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what the provisioning steps logged (to stdout, as in Lambda) before this command
     code = main([*args, "--url", api_url, "--password", ADMIN_PASSWORD, "--poll", "0.05"])
     out, err = capsys.readouterr()
     return code, out, err

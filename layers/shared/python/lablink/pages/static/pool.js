@@ -28,6 +28,7 @@
       const s = await api("GET", "api/pool/status");
       for (const key of ["free", "assigned", "booting", "unhealthy"]) $("pool-" + key).textContent = s[key];
       $("pool-target").textContent = s.target_free;
+      $("pool-wanted").hidden = s.target_free === 0;  // no pool policy: "of 0 wanted" would read as too many
       $("pool-gauge").max = Math.max(s.target_free, 1); $("pool-gauge").value = s.free;
       $("pool-opens").textContent = s.opens_at || "-"; $("pool-closes").textContent = s.closes_at || "-";
       $("pool-reconciled").textContent = s.last_reconcile_at || "never";
