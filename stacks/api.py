@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -18,7 +18,7 @@ from constructs import Construct
 from lablink import environment
 from lablink.api.gateway_errors import GATEWAY_ERRORS, GATEWAY_HEADERS
 from lablink.config import LablinkConfig
-from lablink.routes import ROUTES, Auth, Function, Route
+from lablink.routes import MIN_COMPRESSION_BYTES, ROUTES, Auth, Function, Route
 from stacks.autopilot import Autopilot
 from stacks.bundling import shared_layer
 from stacks.constants import (
@@ -276,6 +276,7 @@ class ApiStack(Stack):
             rest_api_name=resource_name(config.app.environment, "api"),
             description="LabLink: researcher page, admin API and client VM telemetry",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            min_compression_size=Size.bytes(MIN_COMPRESSION_BYTES),
             # API Gateway writes access and execution logs only with the account's logging role.
             cloud_watch_role=config.deploy.api_gateway_cloudwatch_role,
             # Kept on teardown: other APIs of the account may log through it by then.

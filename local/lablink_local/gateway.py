@@ -30,7 +30,7 @@ from types import ModuleType
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from lablink.api.gateway_errors import GATEWAY_ERRORS, GATEWAY_HEADERS
-from lablink.routes import ROUTES, Auth, Route
+from lablink.routes import MIN_COMPRESSION_BYTES, ROUTES, Auth, Route
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 AUTHORIZER = "authorizer"
@@ -354,7 +354,10 @@ def make_app(gateway: Gateway | None = None):
             request.remote or "127.0.0.1",
         )
         headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "transfer-encoding")}
-        return web.Response(status=answer.status, body=answer.body, headers=headers)
+        response = web.Response(status=answer.status, body=answer.body, headers=headers)
+        if len(answer.body) >= MIN_COMPRESSION_BYTES:
+            response.enable_compression()  # gzip or deflate, as the request's Accept-Encoding allows
+        return response
 
     app = web.Application(client_max_size=GATEWAY_MAX_BODY + 1)
     # [\s\S]: a path may hold an encoded line break, which "." would not match (found by fuzzing).

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
+import json
 
 import aiohttp
 import pytest
@@ -76,6 +78,34 @@ def test_http_front_door(api_env, vm_factory):
                     assert response.status == 200 and "Your VM is assigned" in await response.text()
                 async with session.post(f"{base}/api/launch", data=b"x" * (1024 * 1024 + 10), headers={**ADMIN, "Content-Type": "application/json"}) as response:
                     assert response.status == 413
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+
+
+def test_large_answers_are_compressed_for_clients_that_accept_it(api_env, vm_factory):
+    """As API Gateway with the stack's minimum compression size: an answer of 1 KiB or more is
+    gzipped when the request accepts gzip; a smaller one, or one for a client that does not, is not."""
+    for number in range(1, 41):
+        vm_factory(number)
+
+    async def scenario():
+        runner = await gateway_module.start("127.0.0.1", 0, Gateway(stage="prod"))
+        base = f"http://127.0.0.1:{gateway_module.bound_port(runner)}/prod"
+        try:
+            async with aiohttp.ClientSession(auto_decompress=False) as session:
+                gzip_ok = {**ADMIN, "Accept-Encoding": "gzip"}
+                async with session.get(f"{base}/api/vms", headers=gzip_ok) as response:
+                    packed = await response.read()
+                    assert response.headers.get("Content-Encoding") == "gzip"
+                    assert len(json.loads(gzip.decompress(packed))["vms"]) == 40
+                async with session.get(f"{base}/api/vms", headers={**ADMIN, "Accept-Encoding": "identity"}) as response:
+                    assert "Content-Encoding" not in response.headers
+                    assert len((await response.json())["vms"]) == 40 and len(await response.read()) > len(packed)
+                async with session.get(f"{base}/api/unassigned_vms_count", headers=gzip_ok) as response:
+                    assert "Content-Encoding" not in response.headers  # under 1 KiB
+                    assert await response.json() == {"count": 40}
         finally:
             await runner.cleanup()
 
