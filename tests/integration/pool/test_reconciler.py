@@ -4,9 +4,11 @@ clock the test moves: what an admin sees the pool do by itself."""
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import timedelta
 
 import pytest
+from db_probe import operation_kinds
 from pool_support import ENVIRONMENT, PATIENT
 
 from lablink import runtime
@@ -14,6 +16,7 @@ from lablink.db.database import Database
 from lablink.fleet import dispatch
 from lablink.fleet import ec2 as fleet_ec2
 from lablink.models import GpuHealth, VmStatus
+from lablink.pool import vm_actions
 from lablink.pool.reconciler import MAX_REBOOTS, OPERATION_STALL_S, REBOOT_COOLDOWN_S, reconcile
 
 
@@ -227,6 +230,47 @@ def test_two_reconcilers_at_once_take_each_action_once(harness, pooled_database_
         thread.join()
     assert sum(len(p["hostnames"]) for p in started) == 4
     assert sorted(len(r.actions) for r in results) == [0, 1]
+
+
+def _recycle_at_once(databases: list[Database], hostname: str, at) -> list[str]:
+    """Each database (an admin's own connection) recycles ``hostname`` at the same instant."""
+    barrier = threading.Barrier(len(databases))
+    outcomes: list[str] = []
+
+    def one(db: Database) -> None:
+        barrier.wait()
+        try:
+            vm_actions.recycle(db, runtime.config(), hostname, at)
+            outcomes.append("recycled")
+        except vm_actions.BeingDestroyed:
+            outcomes.append("already being destroyed")
+
+    threads = [threading.Thread(target=one, args=(db,)) for db in databases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(outcomes)
+
+
+def test_two_recycles_of_one_vm_at_once_launch_one_replacement(harness, pooled_database_url):
+    """Two admins (or a double click) recycle the same VM at the same instant: one is accepted,
+    the other is told the VM is already being destroyed; one replacement, not two. Raced on
+    several VMs in turn: without the lock, some rounds let both through."""
+    harness.set_policy(min_free=0, max_vms=20, **PATIENT)
+    hostnames = [f"lablink-vm-{ENVIRONMENT}-{number}" for number in range(1, 7)]
+    for hostname in hostnames:
+        harness.db.vms.insert(hostname, status="running")
+    databases = [Database(pooled_database_url, runtime.config().db, actor=f"admin-{i}") for i in range(2)]
+    try:
+        for hostname in hostnames:
+            assert _recycle_at_once(databases, hostname, harness.at(0)) == ["already being destroyed", "recycled"], (
+                hostname
+            )
+    finally:
+        for db in databases:
+            db.close()
+    assert Counter(operation_kinds(harness.db)) == {"destroy": 6, "launch": 6}
 
 
 class StepKilled(BaseException):

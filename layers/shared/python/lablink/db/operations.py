@@ -14,7 +14,9 @@ from lablink.db.errors import FleetFull
 from lablink.db.tables import OPERATIONS, OperationRow, VmTable
 from lablink.models import vm_hostname
 
-_INSERT = sql.SQL("INSERT INTO {} (operation_id, kind, requested, hostnames) VALUES (%s, %s, %s, %s)").format(OPERATIONS)
+_INSERT = sql.SQL("INSERT INTO {} (operation_id, kind, requested, hostnames) VALUES (%s, %s, %s, %s)").format(
+    OPERATIONS
+)
 
 
 class Operations:
@@ -41,17 +43,31 @@ class Operations:
         )
         return cast(OperationRow | None, row)
 
-    def count_destroys_in_flight(self, hostname: str) -> int:
-        """How many destroys still queued or running name this VM."""
-        return int(
-            self._conn.scalar(
+    def create_sole_destroy(self, hostname: str) -> uuid.UUID | None:
+        """Create a destroy of this VM unless another destroy of it is queued or running (then
+        None). A transaction-scoped advisory lock on the hostname makes two requests take turns,
+        so two recycles at the same instant cannot both pass (each would launch a replacement).
+        A run repeated after its commit was lost finds its own operation and answers it."""
+        operation_id = uuid.uuid4()
+
+        def work(cur: Cursor) -> uuid.UUID | None:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("lablink-destroy:" + hostname,))
+            cur.execute(
                 sql.SQL(
-                    "SELECT count(*) FROM {} WHERE kind = 'destroy' AND status IN ('queued', 'running') "
-                    "AND %s = ANY(hostnames)"
+                    "SELECT 1 FROM {} WHERE kind = 'destroy' AND status IN ('queued', 'running') "
+                    "AND %s = ANY(hostnames) AND operation_id <> %s"
                 ).format(OPERATIONS),
-                (hostname,),
+                (hostname, str(operation_id)),
             )
-        )
+            if cur.fetchone() is not None:
+                return None
+            cur.execute(
+                _INSERT + sql.SQL(" ON CONFLICT (operation_id) DO NOTHING"),
+                (str(operation_id), "destroy", 1, [hostname]),
+            )
+            return operation_id
+
+        return self._conn.run(work, atomic=True)
 
     def list_failures(self, limit: int = 10) -> list[Row]:
         """The latest operations that failed in whole or in part, with their errors (an EC2
@@ -105,9 +121,9 @@ class Operations:
     def list_launches_in_flight(self) -> set[str]:
         """The ids of the launch operations queued or running (not cancelled)."""
         rows = self._conn.all(
-            sql.SQL("SELECT operation_id::text AS operation_id FROM {} WHERE kind = 'launch' AND status IN ('queued', 'running')").format(
-                OPERATIONS
-            )
+            sql.SQL(
+                "SELECT operation_id::text AS operation_id FROM {} WHERE kind = 'launch' AND status IN ('queued', 'running')"
+            ).format(OPERATIONS)
         )
         return {r["operation_id"] for r in rows}
 

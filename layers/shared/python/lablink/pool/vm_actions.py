@@ -35,10 +35,11 @@ def recycle(db: Database, cfg: LablinkConfig, hostname: str, now: datetime) -> R
     launch of a fresh VM in its place. Raises UnknownVm, BeingDestroyed."""
     if not db.vms.exists(hostname):
         raise UnknownVm(hostname)
-    if db.operations.count_destroys_in_flight(hostname):
+    destroy = db.operations.create_sole_destroy(hostname)
+    if destroy is None:
         raise BeingDestroyed(hostname)
+    destroy_id = str(destroy)
     db.pool.release([hostname], "recycled")
-    destroy_id = str(db.operations.create("destroy", [hostname]))
     # The replacement takes the place of a VM on its way out: one more than the maximum counts it.
     room = min(get_policy(db, cfg).max_vms, cfg.fleet.max_vms) + 1
     try:
