@@ -19,6 +19,7 @@ from e2e_support import (
     tab_order,
     wait_until,
 )
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
@@ -71,7 +72,10 @@ def fill_form(browser, email: str, command: str, access_code: str | None = None)
     browser.find_element(By.ID, "crd_command").send_keys(command)
     form_page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.ID, "request-button").click()
-    WebDriverWait(browser, 15).until(staleness_of(form_page))  # the answer replaced the form's page
+    # The answer replaced the form's page. While the new page loads, chromedriver may answer the
+    # old element with a generic error ("Node with given id does not belong to the document")
+    # instead of a stale-element one: that too means "not yet known", so keep polling.
+    WebDriverWait(browser, 15, ignored_exceptions=[WebDriverException]).until(staleness_of(form_page))
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import boto3
 import pytest
 from api_support import ADMIN, ENVIRONMENT, instances_of
+from botocore.exceptions import ClientError
 from db_probe import row_count
 
 from lablink import runtime
 from lablink.db.connection import database_url
 from lablink.db.database import Database
 from lablink.fleet import dispatch, steps
+from lablink.fleet import ec2 as fleet_ec2
 
 
 @pytest.fixture
@@ -102,6 +104,74 @@ def test_destroy_all_cancels_the_launches_in_flight_when_its_step_runs_only(gate
     assert run(held[2])["launched"] == 2
     assert db.operations.get(later["operation_id"])["status"] == "succeeded"
     assert len(instances_of(ec2, ENVIRONMENT)) == 2
+
+
+def _orphan_instance(ec2, launch_template: str) -> str:
+    """An instance tagged for the deployment whose VM has no row (a launch step died before
+    recording it): a destroy-all of an empty table still has it to terminate."""
+    tags = fleet_ec2.instance_tags(ENVIRONMENT, f"lablink-vm-{ENVIRONMENT}-5", "a-dead-launch")
+    reservation = ec2.run_instances(
+        LaunchTemplate={"LaunchTemplateId": launch_template},
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+    )
+    return reservation["Instances"][0]["InstanceId"]
+
+
+def test_destroy_all_of_no_rows_is_running_until_its_step_has_ended(
+    gateway, held, db, ec2, launch_template, monkeypatch
+):
+    """With no row it has no hostname to count, so it once read "succeeded" the moment its step
+    began: `--wait`, the dashboard and the next request went on while it still had to cancel
+    launches and terminate instances (a launch asked then was cancelled)."""
+    _orphan_instance(ec2, launch_template)
+    destroy = gateway.request("POST", "/api/destroy", json_body={}, headers=ADMIN).json()
+    seen: list[str] = []
+    real_terminate = steps.fleet_ec2.terminate
+
+    def terminate(client, instance_ids):
+        seen.append(db.operations.get(destroy["operation_id"])["status"])
+        return real_terminate(client, instance_ids)
+
+    monkeypatch.setattr(steps.fleet_ec2, "terminate", terminate)
+    run(held[0])
+    assert seen == ["running"]
+    assert db.operations.get(destroy["operation_id"])["status"] == "succeeded"
+    assert instances_of(ec2, ENVIRONMENT) == []
+
+
+def test_a_destroy_all_whose_terminate_fails_is_failed(gateway, held, db, ec2, launch_template, monkeypatch):
+    _orphan_instance(ec2, launch_template)
+    destroy = gateway.request("POST", "/api/destroy", json_body={}, headers=ADMIN).json()
+
+    def refuse(client, instance_ids):
+        raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "not allowed"}}, "TerminateInstances")
+
+    monkeypatch.setattr(steps.fleet_ec2, "terminate", refuse)
+    run(held[0])
+    found = db.operations.get(destroy["operation_id"])
+    assert found["status"] == "failed" and "UnauthorizedOperation" in found["error"]
+    assert len(instances_of(ec2, ENVIRONMENT)) == 1
+
+
+@pytest.mark.parametrize("everything", [True, False], ids=["destroy all", "destroy named"])
+def test_a_destroy_step_delivered_again_after_it_ended_destroys_nothing(gateway, held, db, ec2, everything):
+    """Lambda delivers an asynchronous event at least once, and may again hours later. A second
+    run of an ended destroy must not cancel a later launch nor take the VMs made since (a
+    hostname freed by a destroy can be given again)."""
+    first = gateway.request("POST", "/api/launch", json_body={"num_vms": 1}, headers=ADMIN).json()
+    run(held[0])
+    body = {} if everything else {"hostnames": first["hostnames"]}
+    assert gateway.request("POST", "/api/destroy", json_body=body, headers=ADMIN).status == 202
+    run(held[1])
+    later = gateway.request("POST", "/api/launch", json_body={"num_vms": 1}, headers=ADMIN).json()
+    assert later["hostnames"] == first["hostnames"]  # the freed hostname is given again
+    run(held[2])
+    assert run(held[1]) == {"terminated": 0, "removed": 0}  # the destroy again
+    assert db.operations.get(later["operation_id"])["status"] == "succeeded"
+    assert db.vms.list_hostnames() == later["hostnames"]
+    assert len(instances_of(ec2, ENVIRONMENT)) == 1
 
 
 def test_destroy_of_unknown_hostnames_is_404_naming_them(gateway, held, db, ec2):

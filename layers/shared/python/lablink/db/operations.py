@@ -80,6 +80,18 @@ class Operations:
             (limit,),
         )
 
+    def mark_running(self, operation_id: uuid.UUID | str) -> str | None:
+        """A step begins: a queued operation becomes running (and one in flight is stamped as
+        alive); an ended one stays as it is. Returns its status now, None when it is gone."""
+        return self._conn.scalar(
+            sql.SQL(
+                "UPDATE {} SET status = CASE WHEN status = 'queued' THEN 'running' ELSE status END, "
+                "updated_at = CASE WHEN status IN ('queued', 'running') THEN now() ELSE updated_at END "
+                "WHERE operation_id = %s RETURNING status"
+            ).format(OPERATIONS),
+            (str(operation_id),),
+        )
+
     def record_progress(
         self, operation_id: uuid.UUID | str, *, done: int = 0, failed: int = 0, error: str | None = None
     ) -> None:

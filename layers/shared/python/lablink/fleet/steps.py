@@ -34,9 +34,15 @@ def run_step(payload: Mapping, db: Database, cfg: LablinkConfig) -> dict:
     kind = payload.get("kind")
     operation_id = str(payload["operation_id"])
     hostnames = list(payload.get("hostnames") or [])
-    db.operations.record_progress(operation_id)  # queued -> running (or succeeded when empty); an ended one stays
+    status = db.operations.mark_running(operation_id)
     if kind == "launch":
-        return launch_vms(db, cfg, operation_id, hostnames)
+        return launch_vms(db, cfg, operation_id, hostnames)  # it checks its operation before each VM
+    if status != "running":
+        # Lambda delivers an asynchronous event at least once: a destroy run again after it
+        # ended would cancel later launches and take VMs made since (a freed hostname is
+        # given again); a reboot would reboot again.
+        logger.info("step of an ended operation: nothing to do", extra={"operation_id": operation_id, "status": status})
+        return {"terminated": 0, "removed": 0} if kind == "destroy" else {"rebooted": 0}
     if kind == "destroy":
         return destroy_vms(db, cfg, operation_id, hostnames, everything=bool(payload.get("all")))
     if kind == "reboot":
@@ -74,7 +80,9 @@ def launch_vms(db: Database, cfg: LablinkConfig, operation_id: str, hostnames: l
         return {"launched": 0, "failed": 0, "skipped": 0, "withdrawn": 0}
     template_id = os.environ.get(environment.LAUNCH_TEMPLATE_ID)
     if not template_id:
-        db.operations.record_progress(operation_id, failed=len(hostnames), error=f"{environment.LAUNCH_TEMPLATE_ID} is not set")
+        db.operations.record_progress(
+            operation_id, failed=len(hostnames), error=f"{environment.LAUNCH_TEMPLATE_ID} is not set"
+        )
         return {"launched": 0, "failed": len(hostnames), "skipped": 0}
     ec2 = fleet_ec2.launch_client(
         cfg.app.region, concurrency=cfg.fleet.launch_concurrency, attempts=cfg.fleet.launch_attempts
@@ -207,18 +215,25 @@ def destroy_vms(db: Database, cfg: LablinkConfig, operation_id: str, hostnames: 
     if everything:
         cancelled = db.operations.cancel_launches(operation_id)
         if cancelled:
-            logger.info("launches cancelled by destroy all", extra={"operation_id": operation_id, "cancelled": cancelled})
+            logger.info(
+                "launches cancelled by destroy all", extra={"operation_id": operation_id, "cancelled": cancelled}
+            )
     taken = db.vms.set_terminated(None if everything else hostnames)
     instance_ids = {iid for iid in taken.values() if iid}
     later_launches = db.operations.list_launches_in_flight()
-    tagged = fleet_ec2.live_instances(ec2, cfg.app.environment, None if everything else hostnames, excluding_operations=later_launches)
+    tagged = fleet_ec2.live_instances(
+        ec2, cfg.app.environment, None if everything else hostnames, excluding_operations=later_launches
+    )
     instance_ids |= set(tagged.values())
     try:
         fleet_ec2.terminate(ec2, sorted(instance_ids))
     except ClientError as error:
         # The rows stay (marked terminated): destroying them again retries the instances.
         logger.exception("terminate failed", extra={"operation_id": operation_id})
-        db.operations.record_progress(operation_id, failed=len(hostnames), error=f"terminate failed: {error}"[:1000])
+        # A destroy of everything counts no hostname: one failure still fails it.
+        db.operations.record_progress(
+            operation_id, failed=max(len(hostnames), 1), error=f"terminate failed: {error}"[:1000]
+        )
         return {"terminated": 0, "removed": 0}
     removed = db.vms.delete(taken)
     db.operations.record_progress(operation_id, done=len(hostnames))
@@ -235,7 +250,9 @@ def reboot_vms(db: Database, cfg: LablinkConfig, operation_id: str, hostnames: l
     instance_ids = {hostname: iid for hostname, iid in db.vms.get_instance_ids(hostnames).items() if iid}
     missing = [hostname for hostname in hostnames if hostname not in instance_ids]
     if missing:
-        db.operations.record_progress(operation_id, failed=len(missing), error=f"no instance to reboot: {', '.join(missing)}")
+        db.operations.record_progress(
+            operation_id, failed=len(missing), error=f"no instance to reboot: {', '.join(missing)}"
+        )
     try:
         fleet_ec2.reboot(fleet_ec2.aws_client("ec2", cfg.app.region), sorted(instance_ids.values()))
     except ClientError as error:
