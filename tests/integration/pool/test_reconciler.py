@@ -111,6 +111,31 @@ def test_broken_gpu_is_rebooted_then_replaced(harness):
     assert state in ("shutting-down", "terminated")
 
 
+def test_a_failed_start_host_keeps_the_vm_for_its_researcher_and_a_failed_launch_is_replaced(harness):
+    """The agent reports 'error' when start-host fails: most often a mistyped or expired code,
+    which the researcher fixes by asking again (same VM, new command). Replacing that VM would
+    take their desktop and their claim for nothing; a VM whose launch failed is replaced."""
+    harness.set_policy(min_free=2, max_vms=5, **PATIENT)
+    harness.reconcile()
+    harness.boot()
+    assignment = harness.db.assignments.claim(
+        "ada@example.org", "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=x"
+    )
+    (broken,) = [hostname for hostname in harness.db.vms.list_hostnames() if hostname != assignment.hostname]
+    harness.db.vms.set_status(assignment.hostname, VmStatus.ERROR)  # start-host failed
+    harness.db.vms.set_status(broken, VmStatus.ERROR)  # its launch failed
+
+    result = harness.reconcile(60)
+    assert [(a.hostname, a.reason) for a in harness.actions(result, "replace")] == [
+        (broken, "its launch failed, with no instance to reboot")
+    ]
+    assert harness.db.vms.get(assignment.hostname)["useremail"] == "ada@example.org"
+    again = harness.db.assignments.claim(
+        "ada@example.org", "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=y", assignment.claim_token
+    )
+    assert (again.hostname, again.rejoined) == (assignment.hostname, True)
+
+
 def test_silent_vm_is_rebooted_and_stuck_row_without_instance_replaced(harness):
     harness.set_policy(min_free=1, max_vms=5, unhealthy_after_s=600)
     harness.reconcile()

@@ -194,7 +194,9 @@ def _trouble(run: _Run, vm: Row) -> str | None:
     """Why a VM needs repair, or None."""
     limit = run.policy.unhealthy_after_s
     if vm["status"] == VmStatus.ERROR:
-        return "its launch failed"
+        # On an assigned VM, 'error' is the agent's: start-host failed, most often for a mistyped
+        # or expired code, which the researcher mends by asking again (same VM, new command).
+        return None if vm["assigned"] else "its launch failed"
     if vm["healthy"] == GpuHealth.UNHEALTHY:
         return "its GPU reports unhealthy"
     if vm["status"] in (None, VmStatus.INITIALIZING):
