@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg2
 import psycopg2.extensions
 
 from lablink_local.lifeline import die_with_parent, guard
@@ -77,6 +78,8 @@ class LocalPgBouncer:
                     f"listen_port = {self.port}",
                     "unix_socket_dir =",
                     "auth_type = trust",
+                    # The server's user may read the console (SHOW POOLS): the soak counts clients there.
+                    f"admin_users = {self._users[0]}",
                     f"auth_file = {self._dir / 'userlist.txt'}",
                     "pool_mode = transaction",
                     f"default_pool_size = {self.pool_size}",
@@ -127,6 +130,24 @@ class LocalPgBouncer:
                 self._process.wait()
         self._process = None
         shutil.rmtree(self._dir, ignore_errors=True)
+
+    def connections(self, database: str) -> tuple[int, int]:
+        """(clients, server connections) of ``database``'s pools, from PgBouncer's console. Its
+        server connections stay open once made (up to the pool size), so a count of them in
+        pg_stat_activity follows the busiest moment so far; its clients follow what is held."""
+        console = psycopg2.connect(host=HOST, port=self.port, dbname="pgbouncer", user=self._users[0])
+        try:
+            console.autocommit = True  # the console runs no transactions
+            with console.cursor() as cur:
+                cur.execute("SHOW POOLS")
+                names = [column.name for column in cur.description or ()]
+                pools = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            console.close()
+        mine = [pool for pool in pools if pool["database"] == database]
+        clients = sum(pool["cl_active"] + pool["cl_waiting"] for pool in mine)
+        servers = sum(value for pool in mine for key, value in pool.items() if key.startswith("sv_") and isinstance(value, int))
+        return clients, servers
 
     def __enter__(self) -> LocalPgBouncer:
         return self.start()

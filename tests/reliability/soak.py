@@ -8,7 +8,9 @@ GPU health, in-use, startup metrics); VM log files grow and are shipped and subs
 admin dashboard and its JSON are read.
 
 Sampled every --sample seconds: resident memory (RSS) of the listener and of the gateway,
-and the connections to the database (pg_stat_activity). After a warm-up (the first
+and the database connections the processes hold (pg_stat_activity, counting the functions'
+connections to the pooler instead of the pooler's own to the server: those stay open up to its
+pool size once a busy moment made them, a leak or not). After a warm-up (the first
 --warmup fraction of the run), the second half must not be above the first: memory within
 max(--rss-slack-mb, 10 %), connections at most one above the first half's (the one a
 provisioning step holds while it runs).
@@ -30,6 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from urllib.parse import urlsplit
 
 from lablink.config import LablinkConfig
 from lablink.db.database import Database
@@ -153,6 +156,14 @@ def growth(samples: list[dict], key: str, warmup: float) -> tuple[float, float, 
     return statistics.median(first), statistics.median(second), max(second)
 
 
+def held_connections(stack: ProofStack, db: Database) -> int:
+    """The connections to the stack's database held by its processes: the direct ones (the
+    listener, this observer) and the functions' clients of the pooler."""
+    assert stack.pooler is not None
+    clients, servers = stack.pooler.connections(urlsplit(stack.database_url).path.lstrip("/"))
+    return session_count(db, "") - servers + clients
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=1800)
@@ -195,7 +206,7 @@ def main() -> int:
                 "t": round(time.monotonic() - began, 1),
                 "listener_rss_mb": round(rss_mb(listener), 1) if listener else None,
                 "gateway_rss_mb": round(rss_mb(stack.gateway.pid), 1),
-                "db_connections": session_count(db, ""),
+                "db_connections": held_connections(stack, db),
                 "vms": len(stack.simulator.vms),
             }
             samples.append(sample)
