@@ -398,7 +398,7 @@ def render_reliability(results: dict) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for key, label in (("listener_rss_mb", "listener RSS (MB)"), ("gateway_rss_mb", "API gateway RSS (MB)"),
-                           ("db_connections", "database connections")):
+                           ("db_connections", "database connections held (direct, and clients of the pooler)")):
             s = f[key]
             out.append(f"| {label} | {s['start']} | {s['first_half_median']} | {s['first_half_peak']} | "
                        f"{s['second_half_median']} | {s['second_half_peak']} | {s['end']} |")
