@@ -113,6 +113,7 @@ def test_the_dashboard_launches_with_live_progress_and_charts_the_three_phases(s
     assert text(admin, '#counts li[data-status="running"]') == "4 running"
     wait_until(lambda: text(admin, "#launch-ready") == "Current launch: 4 of 4 ready (0 booting, 0 failed)", 10, message="N of M ready")
     wait_until(lambda: text(admin, "#pool-booting") == "0" and text(admin, "#pool-free") == "4", 10, message="the fleet summary")
+    assert text(admin, "#summary li:first-child") == "4 free"  # no pool policy: no "of 0 wanted"
     vms = {vm["hostname"]: vm for vm in stack.client.vms()}
     assert sorted(bar["hostname"] for bar in chart) == sorted(vms)
     for bar in chart:
