@@ -78,8 +78,8 @@ class LocalPgBouncer:
                     f"listen_port = {self.port}",
                     "unix_socket_dir =",
                     "auth_type = trust",
-                    # The server's user may read the console (SHOW POOLS): the soak counts clients there.
-                    f"admin_users = {self._users[0]}",
+                    # Every login may read the console (SHOW POOLS): the soak counts clients there.
+                    f"stats_users = {', '.join(self._users)}",
                     f"auth_file = {self._dir / 'userlist.txt'}",
                     "pool_mode = transaction",
                     f"default_pool_size = {self.pool_size}",
@@ -131,26 +131,32 @@ class LocalPgBouncer:
         self._process = None
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def connections(self, database: str) -> tuple[int, int]:
-        """(clients, server connections) of ``database``'s pools, from PgBouncer's console. Its
-        server connections stay open once made (up to the pool size), so a count of them in
-        pg_stat_activity follows the busiest moment so far; its clients follow what is held."""
-        console = psycopg2.connect(host=HOST, port=self.port, dbname="pgbouncer", user=self._users[0])
-        try:
-            console.autocommit = True  # the console runs no transactions
-            with console.cursor() as cur:
-                cur.execute("SHOW POOLS")
-                names = [column.name for column in cur.description or ()]
-                pools = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-        finally:
-            console.close()
-        mine = [pool for pool in pools if pool["database"] == database]
-        clients = sum(pool["cl_active"] + pool["cl_waiting"] for pool in mine)
-        servers = sum(value for pool in mine for key, value in pool.items() if key.startswith("sv_") and isinstance(value, int))
-        return clients, servers
-
     def __enter__(self) -> LocalPgBouncer:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def pool_connections(pooled_url: str) -> tuple[int, int]:
+    """(clients, server connections) of the pools of ``pooled_url``'s database, from the console
+    of the PgBouncer it goes through. PgBouncer keeps its server connections open once made (up
+    to the pool size), so a count of them in pg_stat_activity follows the busiest moment so far;
+    its clients follow what the processes hold."""
+    parts = urlsplit(pooled_url)
+    database = parts.path.lstrip("/")
+    console = psycopg2.connect(host=parts.hostname, port=parts.port, dbname="pgbouncer", user=parts.username)
+    try:
+        console.autocommit = True  # the console runs no transactions
+        with console.cursor() as cur:
+            cur.execute("SHOW POOLS")
+            names = [column.name for column in cur.description or ()]
+            pools = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        console.close()
+    mine = [pool for pool in pools if pool["database"] == database]
+    clients = sum(pool["cl_active"] + pool["cl_waiting"] for pool in mine)
+    servers = sum(
+        value for pool in mine for key, value in pool.items() if key.startswith("sv_") and isinstance(value, int)
+    )
+    return clients, servers

@@ -48,7 +48,6 @@ from lablink_local.waiting import answers_ok, wait_until
 
 if TYPE_CHECKING:
     from lablink_local.cloud import CloudResources
-    from lablink_local.pgbouncer import LocalPgBouncer
     from lablink_local.vms import VmSimulator
 
 STAGE = "local"
@@ -89,7 +88,6 @@ class LocalStack:
         self.api_url = ""
         self.database_url = ""  # direct, the superuser's (migrations, checks)
         self.app_database_url = ""  # direct, the application role's (the listener); the functions' is pooled
-        self.pooler: LocalPgBouncer | None = None  # the functions' path to the database, once it runs
         self.cloud: CloudResources | None = None  # once the emulator runs
         self.simulator: VmSimulator | None = None
 
@@ -144,8 +142,8 @@ class LocalStack:
     def _start_pooler(self) -> str:
         from lablink_local.pgbouncer import LocalPgBouncer
 
-        self.pooler = self._cleanup.enter_context(LocalPgBouncer(self._admin_url, logins=[self.config.db.app_role]))
-        os.environ["DATABASE_URL"] = self.pooler.pooled(self.app_database_url)  # what the functions connect to
+        pooler = self._cleanup.enter_context(LocalPgBouncer(self._admin_url, logins=[self.config.db.app_role]))
+        os.environ["DATABASE_URL"] = pooler.pooled(self.app_database_url)  # what the functions connect to
         return os.environ["DATABASE_URL"]
 
     def _start_cloud(self) -> str:

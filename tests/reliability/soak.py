@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -32,11 +33,11 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from urllib.parse import urlsplit
 
 from lablink.config import LablinkConfig
 from lablink.db.database import Database
 from lablink_cli.client import AdminClient, ApiCallFailed
+from lablink_local.pgbouncer import pool_connections
 from tests.support.db_probe import session_count
 from tests.support.proof_stack import ProofStack, rss_mb
 
@@ -156,11 +157,11 @@ def growth(samples: list[dict], key: str, warmup: float) -> tuple[float, float, 
     return statistics.median(first), statistics.median(second), max(second)
 
 
-def held_connections(stack: ProofStack, db: Database) -> int:
+def held_connections(db: Database) -> int:
     """The connections to the stack's database held by its processes: the direct ones (the
-    listener, this observer) and the functions' clients of the pooler."""
-    assert stack.pooler is not None
-    clients, servers = stack.pooler.connections(urlsplit(stack.database_url).path.lstrip("/"))
+    listener, this observer) and the functions' clients of the pooler (whose URL the stack
+    gave the functions in this process's environment)."""
+    clients, servers = pool_connections(os.environ["DATABASE_URL"])
     return session_count(db, "") - servers + clients
 
 
@@ -206,7 +207,7 @@ def main() -> int:
                 "t": round(time.monotonic() - began, 1),
                 "listener_rss_mb": round(rss_mb(listener), 1) if listener else None,
                 "gateway_rss_mb": round(rss_mb(stack.gateway.pid), 1),
-                "db_connections": held_connections(stack, db),
+                "db_connections": held_connections(db),
                 "vms": len(stack.simulator.vms),
             }
             samples.append(sample)
