@@ -93,7 +93,9 @@ CREATE INDEX instance_ledger_open ON instance_ledger (hostname) WHERE terminated
 -- History is written by the database on every change of a VM row, whatever code path made it
 -- (claim, recycle, destroy, close). The release reason is the transaction's
 -- lablink.release_reason setting (set_config(..., true)), else 'destroyed' for a deleted row
--- and 'released' for a cleared email.
+-- and 'released' for a cleared email. An instance's type is the transaction's
+-- lablink.instance_type, set by the launch step when it records the instance on its row
+-- (Vms.set_instance); unset (an instance the reconciler adopts), it stays NULL.
 CREATE OR REPLACE FUNCTION lablink_record_history()
 RETURNS TRIGGER AS $$
 DECLARE
@@ -102,6 +104,7 @@ DECLARE
     old_instance TEXT := CASE WHEN TG_OP <> 'INSERT' THEN OLD.instance_id END;
     new_instance TEXT := CASE WHEN TG_OP <> 'DELETE' THEN NEW.instance_id END;
     reason TEXT := NULLIF(current_setting('lablink.release_reason', true), '');
+    launched_type TEXT := NULLIF(current_setting('lablink.instance_type', true), '');
 BEGIN
     IF old_email IS NOT NULL AND old_email IS DISTINCT FROM new_email THEN
         UPDATE assignment_history
@@ -126,8 +129,8 @@ BEGIN
          WHERE instance_id = old_instance AND terminated_at IS NULL;
     END IF;
     IF new_instance IS NOT NULL AND new_instance IS DISTINCT FROM old_instance THEN
-        INSERT INTO instance_ledger (instance_id, hostname, launched_at)
-        VALUES (new_instance, NEW.hostname, now())
+        INSERT INTO instance_ledger (instance_id, hostname, instance_type, launched_at)
+        VALUES (new_instance, NEW.hostname, launched_type, now())
         ON CONFLICT (instance_id) DO NOTHING;
     END IF;
     RETURN NULL;

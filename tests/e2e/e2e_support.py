@@ -144,6 +144,12 @@ def start_stack(pg_admin_url, tmp_path_factory):
             stack.kill()
 
 
+def launch_free(stack: LocalStackProcess, count: int) -> None:
+    """Launch ``count`` VMs and wait until every one of them is free (booted, unassigned)."""
+    stack.client.wait_operation(stack.client.launch(count)["operation_id"], lambda _: None, poll=0.3, timeout=60)
+    wait_until(lambda: stack.client.free_count() == count, 60, message=f"{count} free VMs")
+
+
 def run_cli(stack: LocalStackProcess, *args: str, password: str = ADMIN_PASSWORD, timeout: float = 60, **kwargs):
     env = {**os.environ, "LABLINK_URL": stack.api_url, "LABLINK_ADMIN_PASSWORD": password}
     return subprocess.run([LABLINK, *args], env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)

@@ -13,6 +13,7 @@ from e2e_support import (
     crd,
     csp_violations,
     emulate,
+    launch_free,
     open_dashboard,
     save_screenshot,
     tab_order,
@@ -48,8 +49,7 @@ SHOWN_CONTROLS = f"return [...document.querySelectorAll(`{CONTROLS}`)].filter((e
 def stack(start_stack):
     """A small workshop: three VMs, one of them assigned (every status colour is on the page)."""
     stack = start_stack()
-    stack.client.wait_operation(stack.client.launch(FLEET)["operation_id"], lambda _: None, poll=0.3, timeout=60)
-    wait_until(lambda: stack.client.free_count() == FLEET, 60, message=f"{FLEET} free VMs")
+    launch_free(stack, FLEET)
     stack.client.request_vm("ada@example.org", crd("4/0Aada-Code"))
     return stack
 

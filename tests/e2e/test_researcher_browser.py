@@ -15,9 +15,9 @@ from e2e_support import (
     crd,
     csp_violations,
     emulate,
+    launch_free,
     save_screenshot,
     tab_order,
-    wait_until,
 )
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
@@ -43,8 +43,7 @@ def stack(start_stack, tmp_path_factory):
     config = tmp_path_factory.mktemp("config") / "lablink.yaml"
     config.write_text(yaml.safe_dump({"researcher": {"title": TITLE, "instructions": INSTRUCTIONS}}))
     stack = start_stack("--config", str(config))
-    stack.client.wait_operation(stack.client.launch(3)["operation_id"], lambda _: None, poll=0.3, timeout=60)
-    wait_until(lambda: stack.client.free_count() == 3, 60, message="3 free VMs")
+    launch_free(stack, 3)
     return stack
 
 

@@ -8,7 +8,6 @@ with ``set_dispatcher``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 
 from lablink import environment
@@ -18,12 +17,9 @@ Dispatcher = Callable[[dict], None]
 
 def invoke_provision_function(payload: dict) -> None:
     """The dispatcher of a deployment: an asynchronous ("Event") Lambda invoke."""
-    from lablink.fleet.ec2 import aws_client
+    from lablink.fleet.ec2 import invoke_async
 
-    function = os.environ.get(environment.PROVISION_FUNCTION_NAME)
-    if not function:
-        raise RuntimeError(f"{environment.PROVISION_FUNCTION_NAME} is not set")
-    aws_client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(payload).encode())
+    invoke_async(environment.PROVISION_FUNCTION_NAME, json.dumps(payload).encode())
 
 
 _dispatcher: Dispatcher = invoke_provision_function

@@ -1,10 +1,12 @@
-"""The EC2 calls of the provisioning step: find a deployment's instances by their tags, start
-one instance, terminate instances. boto3 and botocore are imported on first use only: the
-functions that never call AWS do not pay for importing them."""
+"""The AWS calls: the provisioning step's EC2 calls (find a deployment's instances by their tags,
+start one instance, terminate instances) and the asynchronous Lambda invokes. boto3 and
+botocore are imported on first use only: the functions that never call AWS do not pay for
+importing them."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Collection, Iterable
 
 from lablink.environment import DEPLOYMENT_TAG
@@ -30,6 +32,15 @@ def aws_client(service: str, region: str | None = None, config=None):
 
     tracer.patch(["botocore"])
     return boto3.client(service, region_name=region, config=config)
+
+
+def invoke_async(function_variable: str, payload: bytes, config=None) -> None:
+    """An asynchronous ("Event") Lambda invoke of the function named by the environment
+    variable ``function_variable`` (``config``: a botocore Config for the Lambda client)."""
+    function = os.environ.get(function_variable)
+    if not function:
+        raise RuntimeError(f"{function_variable} is not set")
+    aws_client("lambda", config=config).invoke(FunctionName=function, InvocationType="Event", Payload=payload)
 
 
 def launch_client(region: str, *, concurrency: int, attempts: int):

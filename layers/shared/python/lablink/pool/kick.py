@@ -9,7 +9,6 @@ has been made, and the schedule reconciles anyway.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from lablink import environment
@@ -26,13 +25,10 @@ def invoke_reconcile_function() -> None:
     """The kicker of a deployment: an asynchronous ("Event") Lambda invoke."""
     from botocore.config import Config
 
-    from lablink.fleet.ec2 import aws_client
+    from lablink.fleet.ec2 import invoke_async
 
-    function = os.environ.get(environment.RECONCILE_FUNCTION_NAME)
-    if not function:
-        raise RuntimeError(f"{environment.RECONCILE_FUNCTION_NAME} is not set")
     config = Config(connect_timeout=KICK_TIMEOUT_S, read_timeout=KICK_TIMEOUT_S, retries={"total_max_attempts": 1})
-    aws_client("lambda", config=config).invoke(FunctionName=function, InvocationType="Event", Payload=b"{}")
+    invoke_async(environment.RECONCILE_FUNCTION_NAME, b"{}", config)
 
 
 _kicker: Kicker = invoke_reconcile_function
